@@ -1,0 +1,39 @@
+# Everything installs from a bare machine: a venv in .venv, pinned by requirements.lock.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+CHROMIUM := $(shell command -v chromium 2>/dev/null)
+
+.PHONY: install browser demo test lint serve bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's chromium drives the consent-page test (Playwright's own browser download cannot work here).
+browser:
+ifeq ($(CHROMIUM),)
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+endif
+
+demo: install
+	$(BIN)/python -m flows.demo
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install browser lint
+	$(BIN)/pytest
+
+serve: install
+	$(BIN)/python -m deployments.serve $(ARGS)
+
+bench: install
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

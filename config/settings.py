@@ -1,0 +1,77 @@
+"""Settings from the environment (prefix ``BILLSYNC_``) or a ``.env`` file.
+
+Defaults point at the real Xero; the demo and the tests point the base URLs at the sandbox.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SCOPES = "offline_access accounting.invoices accounting.contacts accounting.settings"
+
+
+class Settings(BaseSettings):
+    """What people configure. Secrets are ``SecretStr`` so they never print."""
+
+    model_config = SettingsConfigDict(env_prefix="BILLSYNC_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: a SQLite file in data_dir"
+    )
+    encryption_key: SecretStr | None = Field(
+        default=None, description="Fernet key that encrypts token sets at rest"
+    )
+
+    xero_client_id: str = ""
+    xero_client_secret: SecretStr = SecretStr("")
+    xero_redirect_uri: str = "http://127.0.0.1:8765/xero/callback"
+    xero_scopes: str = DEFAULT_SCOPES
+    xero_login_url: str = "https://login.xero.com"
+    xero_identity_url: str = "https://identity.xero.com"
+    xero_api_url: str = "https://api.xero.com"
+
+    m3ter_api_url: str = "https://api.m3ter.com"
+    m3ter_org_id: str = ""
+    m3ter_client_id: str = ""
+    m3ter_client_secret: SecretStr = SecretStr("")
+
+    credential_ttl_seconds: float = Field(default=600, gt=0)
+    token_refresh_margin_seconds: float = 300
+    http_timeout_seconds: float = 30
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_sender: str = "billsync@localhost"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'billsync.db').resolve()}"
+
+    @property
+    def xero_authorize_endpoint(self) -> str:
+        return f"{self.xero_login_url.rstrip('/')}/identity/connect/authorize"
+
+    @property
+    def xero_token_endpoint(self) -> str:
+        return f"{self.xero_identity_url.rstrip('/')}/connect/token"
+
+    @property
+    def xero_revocation_endpoint(self) -> str:
+        return f"{self.xero_identity_url.rstrip('/')}/connect/revocation"
+
+    @property
+    def xero_connections_endpoint(self) -> str:
+        return f"{self.xero_api_url.rstrip('/')}/connections"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing env."""
+    return Settings()
