@@ -1,0 +1,234 @@
+"""Credential flows: provision a Xero credential by consent, list, delete and revoke them.
+
+``provision_xero_credential`` pauses for up to the credential TTL (ten minutes by default) while
+a person follows the "Go to Xero" link; the ``web`` callback resumes it with the authorisation
+code. A run that times out removes its pending credential before it fails.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from pydantic import create_model
+
+from config.errors import AuthError, InvalidInput, NotFound, PermanentError
+from config.settings import get_settings
+from store.credentials import CredentialView, TokenSet
+from tasks.xero.credentials import credentials, xero_oauth
+from tasks.xero.oauth import auth_event_id
+
+EntityType = Literal["Bill"]
+Destination = Literal["Xero"]
+PAUSE_POLL_SECONDS = 1
+
+
+class XeroConsent(RunInput):
+    """What the consent callback hands the paused run: the code, or Xero's error."""
+
+    state: str
+    code: str | None = None
+    error: str | None = None
+
+
+def organisation_form(names: list[str]) -> type[RunInput]:
+    """A form (dropdown) to pick one of the organisations the person connected."""
+    choice = Literal[tuple(names)]  # type: ignore[valid-type]
+    return create_model(
+        "ChooseXeroOrganisation",
+        __base__=RunInput,
+        __doc__="Several Xero organisations were connected: choose the one to use.",
+        organisation=(choice, ...),
+    )
+
+
+@task(name="create pending credential", cache_policy=NO_CACHE, persist_result=False)
+def create_pending_credential(name: str, entity_type: str, destination: str) -> Any:
+    pending = credentials().create_pending(name, entity_type, destination)
+    get_run_logger().info("created pending credential %r (%s)", name, pending.credential_id)
+    return pending
+
+
+@task(name="exchange code and read connections", cache_policy=NO_CACHE, persist_result=False)
+def exchange_code(credential_id: str, code: str) -> tuple[TokenSet, list[dict[str, Any]]]:
+    """Tokens stay in this process's memory; only their ciphertext is ever stored."""
+    oauth = xero_oauth()
+    tokens = oauth.exchange_code(code, credentials().code_verifier(credential_id))
+    access = tokens.access_token.get_secret_value()
+    connections = oauth.connections(access, auth_event_id(access))
+    get_run_logger().info("Xero consent gave %d organisation(s)", len(connections))
+    return tokens, connections
+
+
+@task(name="activate credential", cache_policy=NO_CACHE, persist_result=False)
+def activate_credential(credential_id: str, connection: dict[str, Any], tokens: TokenSet) -> dict:
+    view = credentials().activate(
+        credential_id, connection["tenantId"], connection["tenantName"], tokens
+    )
+    return view.model_dump(mode="json")
+
+
+def _remaining(expires_at: float) -> int:
+    import time
+
+    return max(1, int(expires_at - time.time()))
+
+
+@flow(name="provision_xero_credential")
+def provision_xero_credential(
+    name: str, entity_type: EntityType = "Bill", destination: Destination = "Xero"
+) -> dict:
+    """Create a Xero credential: follow the "Go to Xero" link, consent, pick the organisation.
+
+    Args:
+        name: how the credential is listed; unique per destination and entity type.
+        entity_type: what the credential sends (Bill).
+        destination: where it sends it (Xero).
+
+    Returns:
+        The credential's details (id, name, status, tenant); never a token.
+    """
+    logger = get_run_logger()
+    settings = get_settings()
+    pending = create_pending_credential(name, entity_type, destination)
+    store = credentials()
+    context = FlowRunContext.get()
+    if context is not None and context.flow_run is not None:
+        store.attach_flow_run(pending.credential_id, str(context.flow_run.id))
+    url = xero_oauth().authorization_url(pending.state, pending.code_verifier)
+    create_link_artifact(
+        link=url,
+        link_text="Go to Xero",
+        description=f"Connect credential **{name}** to a Xero organisation "
+        f"(the link works for {int(settings.credential_ttl_seconds // 60)} minutes).",
+    )
+    logger.info("Go to Xero to connect credential %r: %s", name, url)
+    try:
+        consent = pause_flow_run(
+            wait_for_input=XeroConsent,
+            timeout=_remaining(pending.expires_at),
+            poll_interval=PAUSE_POLL_SECONDS,
+        )
+        if consent.state != pending.state:
+            raise AuthError("the consent callback did not match this credential")
+        if consent.error or not consent.code:
+            raise AuthError(f"Xero consent was not given: {consent.error or 'no code'}")
+        tokens, connections = exchange_code(pending.credential_id, consent.code)
+        if not connections:
+            raise PermanentError("Xero consent connected no organisation")
+        connection = connections[0]
+        if len(connections) > 1:
+            names = [c["tenantName"] for c in connections]
+            logger.info("several organisations connected (%s): waiting for a choice", names)
+            choice = pause_flow_run(
+                wait_for_input=organisation_form(names),
+                timeout=_remaining(pending.expires_at),
+                poll_interval=PAUSE_POLL_SECONDS,
+            )
+            connection = next(c for c in connections if c["tenantName"] == choice.organisation)
+        details = activate_credential(pending.credential_id, connection, tokens)
+    except FlowPauseTimeout:
+        store.delete(pending.credential_id)
+        logger.error(
+            "Xero authentication was not completed in time (%d s): credential %r removed",
+            int(settings.credential_ttl_seconds),
+            name,
+        )
+        raise
+    except BaseException:
+        store.delete(pending.credential_id)
+        logger.error("credential %r was not completed and has been removed", name)
+        raise
+    create_markdown_artifact(
+        markdown=_credential_markdown(details),
+        description=f"Xero credential {name}",
+    )
+    logger.info("credential %r is ACTIVE for %s", name, details["tenant_name"])
+    return details
+
+
+def _credential_markdown(details: dict) -> str:
+    return (
+        f"## Xero credential {details['name']}\n\n"
+        f"| field | value |\n|---|---|\n"
+        f"| id | `{details['id']}` |\n"
+        f"| entity type | {details['entity_type']} |\n"
+        f"| destination | {details['destination']} |\n"
+        f"| status | {details['status']} |\n"
+        f"| organisation | {details['tenant_name']} (`{details['tenant_id']}`) |\n"
+    )
+
+
+def credential_rows() -> list[dict[str, Any]]:
+    """Credentials as a person sees them; pending ones within the TTL as ``NAME (Incomplete)``."""
+    store = credentials()
+    store.sweep_expired()
+    return [_row(view) for view in store.list()]
+
+
+def _row(view: CredentialView) -> dict[str, Any]:
+    return {
+        "name": view.display_name,
+        "id": view.id,
+        "entity_type": view.entity_type,
+        "destination": view.destination,
+        "status": view.status.value,
+        "organisation": view.tenant_name or "",
+    }
+
+
+@flow(name="list_credentials")
+def list_credentials() -> list[dict[str, Any]]:
+    """List credentials as a table artifact (pending ones as ``NAME (Incomplete)``)."""
+    rows = credential_rows()
+    create_table_artifact(table=rows, key="credentials", description="Xero credentials")
+    get_run_logger().info("%d credential(s)", len(rows))
+    return rows
+
+
+@flow(name="delete_credential")
+def delete_credential(credential: str) -> str:
+    """Delete a credential by id or name (tokens are not revoked at Xero: see ``revoke``)."""
+    store = credentials()
+    view = store.get(credential)
+    store.delete(view.id)
+    get_run_logger().info("deleted credential %r", view.name)
+    return view.id
+
+
+@flow(name="revoke_credential")
+def revoke_credential(credential: str) -> str:
+    """Revoke a credential's tokens at Xero (which removes its connections), then delete it."""
+    store = credentials()
+    view = store.get(credential)
+    try:
+        record = store.read_tokens(view.id)
+    except AuthError:
+        record = None
+    if record is not None and record.tokens is not None:
+        xero_oauth().revoke(record.tokens.refresh_token.get_secret_value())
+        get_run_logger().info("revoked credential %r at Xero", view.name)
+    store.delete(view.id)
+    get_run_logger().info("deleted credential %r", view.name)
+    return view.id
+
+
+revoke = revoke_credential
+
+__all__ = [
+    "InvalidInput",
+    "NotFound",
+    "XeroConsent",
+    "credential_rows",
+    "delete_credential",
+    "list_credentials",
+    "provision_xero_credential",
+    "revoke",
+    "revoke_credential",
+]

@@ -1,0 +1,44 @@
+"""Open the project database from settings: migrate once per URL and process, cache the engine."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import Engine
+
+from config.settings import Settings
+from store.credentials import CredentialStore
+from store.crypto import cipher_from_settings
+from store.db import make_engine, migrate
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def database(settings: Settings) -> Engine:
+    """The engine for ``settings``' database, migrated to head on first use."""
+    url = settings.sqlalchemy_url
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            if url.startswith("sqlite"):
+                settings.data_dir.mkdir(parents=True, exist_ok=True)
+            migrate(url)
+            engine = _engines[url] = make_engine(url)
+        return engine
+
+
+def credential_store(settings: Settings) -> CredentialStore:
+    return CredentialStore(
+        database(settings),
+        cipher_from_settings(settings),
+        ttl_seconds=settings.credential_ttl_seconds,
+    )
+
+
+def forget_engines() -> None:
+    """Dispose cached engines (tests that switch databases)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()

@@ -1,0 +1,49 @@
+"""SQLAlchemy tables. Times are epoch seconds (float): portable across SQLite and PostgreSQL.
+
+Alembic migrations in ``store/migrations`` create these; ``metadata`` is their single source.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("entity_type", String(40), nullable=False),
+    Column("destination", String(40), nullable=False),
+    # PENDING (waiting for consent), ACTIVE, NEEDS_REAUTH (refresh refused: a person reconnects).
+    Column("status", String(20), nullable=False),
+    Column("tenant_id", String(64)),
+    Column("tenant_name", String(300)),
+    # Fernet ciphertext of the token set's JSON; never the clear text.
+    Column("token_ciphertext", Text),
+    # Bumped by every change to the token set or its refresh lease (compare-and-swap).
+    Column("token_version", Integer, nullable=False, default=0),
+    Column("access_expires_at", Float),
+    Column("refresh_lease_until", Float),
+    # While PENDING: when it stops being completable, the OAuth state and the PKCE verifier.
+    Column("pending_expires_at", Float),
+    Column("oauth_state", String(128), unique=True),
+    Column("pkce_verifier_ciphertext", Text),
+    Column("state_used", Boolean, nullable=False, default=False),
+    Column("flow_run_id", String(36)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("destination", "entity_type", "name", name="uq_credentials_name"),
+)
+

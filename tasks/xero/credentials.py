@@ -1,0 +1,35 @@
+"""Make the Xero-side objects from settings: the OAuth transport and the one token provider.
+
+Like prefect-slack's ``credentials.py``: callers ask here for clients instead of wiring them.
+"""
+
+from __future__ import annotations
+
+from config.settings import Settings, get_settings
+from store.credentials import CredentialStore
+from store.factory import credential_store
+from tasks.xero.oauth import XeroOAuth
+from tasks.xero.tokens import XeroTokenProvider
+
+_providers: dict[int, XeroTokenProvider] = {}
+
+
+def xero_oauth(settings: Settings | None = None) -> XeroOAuth:
+    return XeroOAuth(settings or get_settings())
+
+
+def credentials(settings: Settings | None = None) -> CredentialStore:
+    return credential_store(settings or get_settings())
+
+
+def token_provider(settings: Settings | None = None) -> XeroTokenProvider:
+    """One provider per settings object and process, so its per-credential locks are shared."""
+    settings = settings or get_settings()
+    provider = _providers.get(id(settings))
+    if provider is None:
+        provider = _providers[id(settings)] = XeroTokenProvider(
+            credential_store(settings),
+            XeroOAuth(settings),
+            margin_seconds=settings.token_refresh_margin_seconds,
+        )
+    return provider
