@@ -1,0 +1,72 @@
+"""Shared fixtures: databases (SQLite always, PostgreSQL when TEST_POSTGRES_URL is set), the
+Prefect test server (one per session), and project settings pointed at loopback sandboxes."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+
+from config.settings import get_settings
+from store.factory import forget_engines
+
+DATABASES = ["sqlite", "postgres"]
+
+
+def _postgres_base_url() -> str:
+    url = os.environ.get("TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("TEST_POSTGRES_URL is not set in CI: the PostgreSQL store tests must run")
+        pytest.skip("TEST_POSTGRES_URL not set: PostgreSQL store tests skipped on this machine")
+    return url
+
+
+@pytest.fixture(params=DATABASES)
+def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """A fresh, empty project database URL: a SQLite file, or a private PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'billsync.db'}"
+        return
+    base = _postgres_base_url()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    forget_engines()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def encryption_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """One Prefect test server for the whole session; yields its API URL."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture
+def clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Env-driven settings, re-read after the test changes the environment."""
+    for key in list(os.environ):
+        if key.startswith("BILLSYNC_"):
+            monkeypatch.delenv(key)
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+    forget_engines()

@@ -1,0 +1,158 @@
+"""The credential store on SQLite and PostgreSQL: pending TTL, single-use state, CAS leases."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from config.errors import AuthError, InvalidInput, NotFound
+from store.credentials import CredentialStatus, CredentialStore, TokenSet
+from store.crypto import Cipher
+from store.db import make_engine, migrate
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(db_url: str, encryption_key: str, clock: Clock) -> CredentialStore:
+    migrate(db_url)
+    migrate(db_url)  # idempotent
+    return CredentialStore(
+        make_engine(db_url), Cipher(encryption_key), ttl_seconds=600, clock=clock
+    )
+
+
+def tokens(n: int, expires_at: float) -> TokenSet:
+    return TokenSet(
+        access_token=f"access-{n}", refresh_token=f"refresh-{n}", expires_at=expires_at
+    )
+
+
+def test_pending_credential_lists_as_incomplete_then_expires(store, clock):
+    pending = store.create_pending("Acme books")
+    (view,) = store.list()
+    assert view.display_name == "Acme books (Incomplete)"
+    assert view.status is CredentialStatus.PENDING
+    clock.now += 601
+    assert store.list() == []
+    with pytest.raises(NotFound):
+        store.get(pending.credential_id)
+    assert store.sweep_expired() == 1
+    with store.engine.connect() as conn:
+        assert conn.execute(text("select count(*) from credentials")).scalar() == 0
+
+
+@pytest.mark.parametrize("name", ["", "   "])
+def test_blank_name_is_refused_and_nothing_stored(store, name):
+    with pytest.raises(InvalidInput, match="name"):
+        store.create_pending(name)
+    assert store.list() == []
+
+
+def test_used_name_is_refused_but_an_expired_pending_name_is_free_again(store, clock):
+    store.create_pending("Acme")
+    with pytest.raises(InvalidInput, match="already exists"):
+        store.create_pending("Acme")
+    assert len(store.list()) == 1
+    clock.now += 601
+    store.create_pending("Acme")
+    assert [v.display_name for v in store.list()] == ["Acme (Incomplete)"]
+
+
+def test_unknown_entity_type_or_destination_refused(store):
+    with pytest.raises(InvalidInput, match="entity_type"):
+        store.create_pending("A", entity_type="Invoice")
+    with pytest.raises(InvalidInput, match="destination"):
+        store.create_pending("A", destination="QuickBooks")
+    assert store.list() == []
+
+
+def test_state_is_single_use_and_expires(store, clock):
+    pending = store.create_pending("Acme")
+    store.attach_flow_run(pending.credential_id, "run-1")
+    with pytest.raises(InvalidInput):
+        store.claim_state("not-a-state")
+    claimed = store.claim_state(pending.state)
+    assert claimed.credential_id == pending.credential_id
+    assert claimed.flow_run_id == "run-1"
+    with pytest.raises(InvalidInput, match="already used"):
+        store.claim_state(pending.state)
+
+    late = store.create_pending("Late")
+    clock.now += 601
+    with pytest.raises(InvalidInput, match="expired"):
+        store.claim_state(late.state)
+
+
+def test_activate_encrypts_tokens_and_forgets_pending_secrets(store, clock, db_url):
+    pending = store.create_pending("Acme")
+    assert store.code_verifier(pending.credential_id) == pending.code_verifier
+    view = store.activate(pending.credential_id, "tenant-1", "Org A", tokens(1, clock.now + 1800))
+    assert view.status is CredentialStatus.ACTIVE
+    assert view.display_name == "Acme"
+    assert (view.tenant_id, view.tenant_name) == ("tenant-1", "Org A")
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("select * from credentials")).all()
+    dump = " ".join(str(value) for row in rows for value in row)
+    assert "access-1" not in dump and "refresh-1" not in dump
+    assert pending.code_verifier not in dump and pending.state not in dump
+    record = store.read_tokens(pending.credential_id)
+    assert record.tokens.access_token.get_secret_value() == "access-1"
+    assert "access-1" not in repr(record)
+
+
+def test_activate_after_expiry_is_refused(store, clock):
+    pending = store.create_pending("Acme")
+    clock.now += 601
+    with pytest.raises(NotFound):
+        store.activate(pending.credential_id, "t", "Org", tokens(1, clock.now + 1800))
+
+
+def test_pending_credential_has_no_tokens_to_give(store):
+    pending = store.create_pending("Acme")
+    with pytest.raises(AuthError):
+        store.read_tokens(pending.credential_id)
+
+
+def test_refresh_lease_is_compare_and_swap(store, clock):
+    pending = store.create_pending("Acme")
+    store.activate(pending.credential_id, "t", "Org", tokens(1, clock.now + 10))
+    record = store.read_tokens(pending.credential_id)
+    won = store.try_lease(pending.credential_id, record.version, 30)
+    assert won == record.version + 1
+    # A second claimant with the version it read loses, and so does one during the lease.
+    assert store.try_lease(pending.credential_id, record.version, 30) is None
+    assert store.try_lease(pending.credential_id, won, 30) is None
+    assert store.store_refreshed(pending.credential_id, won, tokens(2, clock.now + 1800))
+    assert not store.store_refreshed(pending.credential_id, won, tokens(3, clock.now + 1800))
+    fresh = store.read_tokens(pending.credential_id)
+    assert fresh.tokens.refresh_token.get_secret_value() == "refresh-2"
+    assert fresh.lease_until is None
+
+
+def test_needs_reauth(store, clock):
+    pending = store.create_pending("Acme")
+    store.activate(pending.credential_id, "t", "Org", tokens(1, clock.now + 10))
+    store.mark_needs_reauth(pending.credential_id)
+    assert store.get("Acme").status is CredentialStatus.NEEDS_REAUTH
+
+
+def test_wrong_key_cannot_read_tokens(store, clock, db_url):
+    from cryptography.fernet import Fernet
+
+    pending = store.create_pending("Acme")
+    store.activate(pending.credential_id, "t", "Org", tokens(1, clock.now + 1800))
+    other = CredentialStore(store.engine, Cipher(Fernet.generate_key()), clock=clock)
+    with pytest.raises(InvalidInput, match="ENCRYPTION_KEY"):
+        other.read_tokens(pending.credential_id)
