@@ -1,0 +1,68 @@
+"""Find the "Go to Xero" link a waiting provisioning run shows, as a person would on its page.
+
+The demo and the tests use it to follow the link unattended (with the sandbox's
+``sandbox_consent`` parameter) instead of clicking it in the Prefect UI.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+from config.errors import NotFound
+from store.credentials import CredentialStatus
+from tasks.xero.credentials import credentials
+
+
+@dataclass(frozen=True)
+class ConsentLink:
+    flow_run_id: str
+    credential_id: str
+    url: str
+
+
+def wait_for_consent_link(name: str, timeout: float = 60) -> ConsentLink:
+    """Wait until the run provisioning credential ``name`` shows its link artifact."""
+    deadline = time.monotonic() + timeout
+    store = credentials()
+    while time.monotonic() < deadline:
+        try:
+            view = store.get(name)
+        except NotFound:
+            view = None
+        if view is not None and view.status is CredentialStatus.PENDING:
+            run_id = _flow_run_of(view.id)
+            if run_id:
+                url = _link_artifact(run_id)
+                if url:
+                    return ConsentLink(run_id, view.id, url)
+        time.sleep(0.2)
+    raise TimeoutError(f"no consent link appeared for credential {name!r} in {timeout} s")
+
+
+def _flow_run_of(credential_id: str) -> str | None:
+    from sqlalchemy import select
+
+    from store.schema import credentials as t
+
+    with credentials().engine.connect() as conn:
+        return conn.execute(select(t.c.flow_run_id).where(t.c.id == credential_id)).scalar()
+
+
+def _link_artifact(flow_run_id: str) -> str | None:
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)])
+            )
+        )
+    prefix = "[Go to Xero]("
+    for artifact in artifacts:
+        data = str(artifact.data or "")
+        if data.startswith(prefix) and data.endswith(")"):
+            return data[len(prefix) : -1]
+    return None
