@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -10,6 +11,9 @@ from config.settings import Settings
 from store.credentials import CredentialStore
 from store.crypto import cipher_from_settings
 from store.db import make_engine, migrate
+
+if TYPE_CHECKING:
+    from store.integrations import IntegrationStore
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -42,3 +46,9 @@ def forget_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+
+
+def integration_store(settings: Settings) -> IntegrationStore:
+    from store.integrations import IntegrationStore
+
+    return IntegrationStore(database(settings))

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    ForeignKey,
     Integer,
     MetaData,
     String,
@@ -47,3 +48,25 @@ credentials = Table(
     UniqueConstraint("destination", "entity_type", "name", name="uq_credentials_name"),
 )
 
+
+integrations = Table(
+    "integrations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("entity_type", String(40), nullable=False),
+    Column("destination", String(40), nullable=False),
+    # The validated IntegrationConfig as JSON: every console option in one document.
+    Column("config_json", Text, nullable=False),
+    Column(
+        "credential_id",
+        String(36),
+        ForeignKey("credentials.id", ondelete="SET NULL"),
+    ),
+    Column("disabled_at", Float),
+    Column("disabled_reason", Text),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("destination", "entity_type", "name", name="uq_integrations_name"),
+)
