@@ -25,7 +25,8 @@ caught when the configuration is saved, not silently never matching.
 Evaluation never raises:
 
 - A missing field (absent key, or a path through a non-object) compares ``== null`` as true and
-  everything else as false; ``!= null`` on a missing field is false.
+  everything else as false; ``!= null`` on a missing field is false. A field whose value is
+  null behaves the same way: ``currency != GBP`` is false when ``currency`` is null.
 - Values compare only within one type: numbers (as ``Decimal``), strings (case-sensitive,
   ordered by code point), booleans (``==``/``!=`` only), null. Across types every operator,
   ``!=`` included, is false. Dates on a model are compared as their ISO text.
@@ -293,7 +294,7 @@ def _compare(actual: Any, op: str, literal: Any) -> bool:
         if op == "==":
             return actual is None and literal is None
         if op == "!=":
-            return (actual is None) != (literal is None)
+            return literal is None and actual is not None
         return False
     if isinstance(actual, Decimal) and actual.is_nan():
         return False
