@@ -70,3 +70,31 @@ integrations = Table(
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("destination", "entity_type", "name", name="uq_integrations_name"),
 )
+
+# One row per integration and bill: the fate of that bill at Xero (see store/ledger.py).
+bill_ledger = Table(
+    "bill_ledger",
+    metadata,
+    Column(
+        "integration_id",
+        String(36),
+        ForeignKey("integrations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("bill_id", String(64), primary_key=True),
+    Column("account_id", String(64)),
+    Column("bill_version", Integer, nullable=False),
+    Column("sent_version", Integer),
+    Column("document_type", String(20)),
+    Column("invoice_number", String(255)),
+    Column("xero_id", String(64)),
+    Column("tenant_id", String(64)),
+    Column("outcome", String(40), nullable=False),
+    Column("reason", Text),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("idempotency_key", String(128)),
+    Column("sync_run_id", String(36)),
+    Column("first_seen_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("sent_at", Float),
+)
