@@ -1,0 +1,216 @@
+"""The Xero bill integration's configuration: every option of m3ter's console, validated on save.
+
+``IntegrationConfig`` is what a person edits (and what the store keeps as JSON). Use
+``validate_config(data)`` at every entry point that takes a person's input: it refuses bad input
+with ``InvalidInput`` naming the field, so a form can point at what to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from config.account_filter import AccountFilter, FilterSyntaxError, parse_filter
+from config.errors import InvalidInput
+from tasks.m3ter.models import LINE_ITEM_TYPES
+
+__all__ = [
+    "INVOICE_STATUSES",
+    "IntegrationConfig",
+    "IntegrationStatus",
+    "SortBy",
+    "SplitUsage",
+    "parsed_filter",
+    "validate_config",
+]
+
+INVOICE_STATUSES: tuple[str, ...] = ("DRAFT", "SUBMITTED", "AUTHORISED")
+
+# Pragmatic address check (no extra package): one @, a dotted domain of DNS labels, no spaces.
+_EMAIL = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}",
+    re.ASCII,
+)
+
+
+class IntegrationStatus(StrEnum):
+    """Derived by the store: DISABLED wins, then CONNECTED when a credential is attached."""
+
+    NOT_CONNECTED = "NOT_CONNECTED"
+    CONNECTED = "CONNECTED"
+    DISABLED = "DISABLED"
+
+
+class SplitUsage(StrEnum):
+    """How usage lines become Xero lines: one per pricing band, or one per product."""
+
+    ITEM_PER_USAGE_BAND = "ITEM_PER_USAGE_BAND"
+    ITEM_PER_PRODUCT = "ITEM_PER_PRODUCT"
+
+
+class SortBy(StrEnum):
+    """Order of the Xero lines: as m3ter sent them, by amount (largest first), by aggregation."""
+
+    NONE = "NONE"
+    SUBTOTAL = "SUBTOTAL"
+    AGGREGATION_ID = "AGGREGATION_ID"
+
+
+def _refuse(message: str) -> PydanticCustomError:
+    return PydanticCustomError("invalid_option", "{reason}", {"reason": message})
+
+
+def _clean_list(values: Any) -> Any:
+    """Strip entries, drop blanks and repeats (forms send ``""`` and duplicates), keep order."""
+    if not isinstance(values, list | tuple):
+        return values
+    out: list[Any] = []
+    for value in values:
+        cleaned = value.strip() if isinstance(value, str) else value
+        if cleaned == "" or cleaned in out:
+            continue
+        out.append(cleaned)
+    return out
+
+
+class IntegrationConfig(BaseModel):
+    """Every option of the m3ter console's Xero bill integration."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    name: str = Field(description="Shown in listings; unique per destination and entity type")
+    account_ids: list[str] = Field(
+        default_factory=list, description="m3ter account ids to send bills for; empty: all"
+    )
+    restricted_account_ids: list[str] = Field(
+        default_factory=list, description="m3ter account ids never to send bills for"
+    )
+    notification_users: list[str] = Field(
+        default_factory=list, description="e-mail addresses told when the integration fails"
+    )
+    only_send_bill_on_approval: bool = False
+    use_external_mapping_account_code: bool = Field(
+        default=False,
+        description="Send to the Xero contact mapped to the account (Account -> Contact mapping)",
+    )
+    excluded_line_item_types: list[str] = Field(default_factory=list)
+    account_filter: str | None = Field(
+        default=None, description="e.g. address.country == UK AND customFields.tier > 2"
+    )
+    enforce_external_mappings_for_config: bool = Field(
+        default=False, description="Only use external mappings linked to this integration"
+    )
+    excluded_products: list[str] = Field(default_factory=list)
+    excluded_aggregations: list[str] = Field(default_factory=list)
+    split_usage_line_items: SplitUsage = SplitUsage.ITEM_PER_USAGE_BAND
+    sort_line_items_by: SortBy = SortBy.NONE
+    invoice_status: Literal["DRAFT", "SUBMITTED", "AUTHORISED"] = "DRAFT"
+    entity_type: Literal["Bill"] = "Bill"
+    destination: Literal["Xero"] = "Xero"
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                raise _refuse("a name is required")
+            if len(value) > 200:
+                raise _refuse("a name has at most 200 characters")
+        return value
+
+    @field_validator(
+        "account_ids",
+        "restricted_account_ids",
+        "notification_users",
+        "excluded_line_item_types",
+        "excluded_products",
+        "excluded_aggregations",
+        mode="before",
+    )
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _clean_list(value)
+
+    @field_validator("restricted_account_ids")
+    @classmethod
+    def _not_both(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        both = [a for a in value if a in set(info.data.get("account_ids") or ())]
+        if both:
+            raise _refuse(f"account(s) both allowed and restricted: {', '.join(both)}")
+        return value
+
+    @field_validator("notification_users")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if len(v) > 254 or not _EMAIL.fullmatch(v)]
+        if bad:
+            raise _refuse(f"not an e-mail address: {', '.join(bad)}")
+        return value
+
+    @field_validator("excluded_line_item_types", mode="before")
+    @classmethod
+    def _line_types_upper(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return _clean_list([v.upper() if isinstance(v, str) else v for v in value])
+        return value
+
+    @field_validator("excluded_line_item_types")
+    @classmethod
+    def _line_types(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in LINE_ITEM_TYPES]
+        if unknown:
+            raise _refuse(
+                f"unknown line item type(s): {', '.join(unknown)}; "
+                f"expected some of {', '.join(LINE_ITEM_TYPES)}"
+            )
+        return value
+
+    @field_validator("account_filter", mode="before")
+    @classmethod
+    def _filter(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            try:
+                parse_filter(value)
+            except FilterSyntaxError as err:
+                raise _refuse(err.detail) from None
+        return value
+
+    @field_validator("invoice_status", mode="before")
+    @classmethod
+    def _status_upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+
+def validate_config(data: dict[str, Any]) -> IntegrationConfig:
+    """Validate a person's input; refuse it with ``InvalidInput`` naming the first bad field."""
+    if not isinstance(data, dict):
+        raise InvalidInput("expected the integration options as a mapping")
+    try:
+        return IntegrationConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        loc = first.get("loc") or ()
+        field = str(loc[0]) if loc else None
+        message = first["msg"]
+        if len(loc) > 1:
+            message = f"{message} (item {'.'.join(str(p) for p in loc[1:])})"
+        raise InvalidInput(message, field=field) from None
+
+
+@lru_cache(maxsize=256)
+def _parse_cached(text: str) -> AccountFilter:
+    return parse_filter(text)
+
+
+def parsed_filter(config: IntegrationConfig) -> AccountFilter | None:
+    """The config's filter, parsed once per distinct text (the text was checked on save)."""
+    return _parse_cached(config.account_filter) if config.account_filter else None

@@ -1,0 +1,143 @@
+"""The integration configuration: every console option, refused input names its field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from config.errors import InvalidInput
+from config.integration import (
+    IntegrationConfig,
+    IntegrationStatus,
+    SortBy,
+    SplitUsage,
+    parsed_filter,
+    validate_config,
+)
+from tasks.m3ter.models import LINE_ITEM_TYPES
+
+
+def test_defaults_match_the_console() -> None:
+    config = validate_config({"name": "UK customers"})
+    assert config.account_ids == [] and config.restricted_account_ids == []
+    assert config.notification_users == []
+    assert config.only_send_bill_on_approval is False
+    assert config.use_external_mapping_account_code is False
+    assert config.enforce_external_mappings_for_config is False
+    assert config.excluded_line_item_types == []
+    assert config.account_filter is None
+    assert config.split_usage_line_items is SplitUsage.ITEM_PER_USAGE_BAND
+    assert config.sort_line_items_by is SortBy.NONE
+    assert config.invoice_status == "DRAFT"
+    assert (config.entity_type, config.destination) == ("Bill", "Xero")
+    assert parsed_filter(config) is None
+
+
+def test_every_option_round_trips_through_json() -> None:
+    data = {
+        "name": "  All options  ",
+        "account_ids": ["a1", " a2 ", "", "a1"],
+        "restricted_account_ids": ["r1"],
+        "notification_users": ["ops@example.com", "first.last+bills@sub.example.co.uk"],
+        "only_send_bill_on_approval": True,
+        "use_external_mapping_account_code": True,
+        "excluded_line_item_types": ["minimum_spend", "AD_HOC"],
+        "account_filter": "address.country = = UK",
+        "enforce_external_mappings_for_config": True,
+        "excluded_products": ["p1"],
+        "excluded_aggregations": ["g1"],
+        "split_usage_line_items": "ITEM_PER_PRODUCT",
+        "sort_line_items_by": "AGGREGATION_ID",
+        "invoice_status": "authorised",
+    }
+    config = validate_config(data)
+    assert config.name == "All options"
+    assert config.account_ids == ["a1", "a2"]
+    assert config.excluded_line_item_types == ["MINIMUM_SPEND", "AD_HOC"]
+    assert config.account_filter == "address.country = = UK"
+    assert config.split_usage_line_items is SplitUsage.ITEM_PER_PRODUCT
+    assert config.sort_line_items_by is SortBy.AGGREGATION_ID
+    assert config.invoice_status == "AUTHORISED"
+    assert validate_config(config.model_dump(mode="json")) == config
+    assert IntegrationConfig.model_validate_json(config.model_dump_json()) == config
+    flt = parsed_filter(config)
+    assert flt is not None and flt is parsed_filter(config)  # cached per text
+    assert flt.matches({"address": {"country": "UK"}})
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "fragment"),
+    [
+        ({}, "name", "required"),
+        ({"name": "   "}, "name", "a name is required"),
+        ({"name": "x" * 201}, "name", "at most 200"),
+        (
+            {"name": "n", "account_ids": ["a", "b"], "restricted_account_ids": ["b"]},
+            "restricted_account_ids",
+            "both allowed and restricted: b",
+        ),
+        ({"name": "n", "notification_users": ["ops@example.com", "ops"]}, "notification_users",
+         "not an e-mail address: ops"),
+        ({"name": "n", "notification_users": ["a b@example.com"]}, "notification_users", "e-mail"),
+        ({"name": "n", "notification_users": ["a@localhost"]}, "notification_users", "e-mail"),
+        ({"name": "n", "notification_users": ["a..b@x.com"]}, "notification_users", "e-mail"),
+        ({"name": "n", "notification_users": [7]}, "notification_users", "string"),
+        ({"name": "n", "excluded_line_item_types": ["USAGE", "TAX"]}, "excluded_line_item_types",
+         "unknown line item type(s): TAX"),
+        ({"name": "n", "account_filter": "address.country =="}, "account_filter",
+         "expected a value after '==' at position 18"),
+        ({"name": "n", "account_filter": "adress.country == UK"}, "account_filter",
+         "unknown field 'adress' at position 0"),
+        ({"name": "n", "invoice_status": "PAID"}, "invoice_status", "DRAFT"),
+        ({"name": "n", "split_usage_line_items": "PER_LINE"}, "split_usage_line_items",
+         "ITEM_PER_PRODUCT"),
+        ({"name": "n", "sort_line_items_by": "NAME"}, "sort_line_items_by", "SUBTOTAL"),
+        ({"name": "n", "destination": "QuickBooks"}, "destination", "Xero"),
+        ({"name": "n", "entity_type": "Invoice"}, "entity_type", "Bill"),
+        ({"name": "n", "only_send_bill_on_approval": "maybe"}, "only_send_bill_on_approval",
+         "boolean"),
+        ({"name": "n", "colour": "red"}, "colour", "Extra inputs"),
+    ],
+)
+def test_refusals_name_the_field(data: dict[str, Any], field: str, fragment: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        validate_config(data)
+    assert info.value.field == field
+    assert fragment in str(info.value)
+
+
+def test_blank_filter_means_no_filter_and_all_line_types_are_known() -> None:
+    config = validate_config(
+        {"name": "n", "account_filter": "  ", "excluded_line_item_types": list(LINE_ITEM_TYPES)}
+    )
+    assert config.account_filter is None
+    assert len(config.excluded_line_item_types) == 19
+
+
+def test_status_enum_values() -> None:
+    assert [s.value for s in IntegrationStatus] == ["NOT_CONNECTED", "CONNECTED", "DISABLED"]
+
+
+def test_not_a_mapping_is_refused() -> None:
+    with pytest.raises(InvalidInput):
+        validate_config(["name"])  # type: ignore[arg-type]
+
+
+_value = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.text(max_size=8),
+    st.lists(st.text(max_size=8), max_size=3),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(list(IntegrationConfig.model_fields) + ["x"]), _value))
+def test_any_input_validates_or_raises_invalid_input(data: dict[str, Any]) -> None:
+    try:
+        config = validate_config(data)
+    except InvalidInput as err:
+        assert err.field is None or err.field in data or err.field == "name"
+    else:
+        assert validate_config(config.model_dump(mode="json")) == config
