@@ -1,0 +1,42 @@
+"""Which flows are deployed, under which names and schedules: one list for ``serve`` and docs.
+
+``deployments/prefect.yaml`` declares the same set for a process work pool; a test keeps the
+two in step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_SYNC_CRON = "*/15 * * * *"
+
+#: (module, flow function) of every flow a person triggers or a schedule runs.
+FLOWS: tuple[tuple[str, str], ...] = (
+    ("flows.credentials", "provision_xero_credential"),
+    ("flows.credentials", "list_credentials"),
+    ("flows.credentials", "delete_credential"),
+    ("flows.credentials", "revoke_credential"),
+    ("flows.integrations", "create_integration"),
+    ("flows.integrations", "update_integration"),
+    ("flows.integrations", "list_integrations"),
+    ("flows.integrations", "delete_integration"),
+    ("flows.integrations", "enable_integration"),
+    ("flows.integrations", "disable_integration"),
+    ("flows.integrations", "connect_credential"),
+    ("flows.integrations", "change_credential"),
+    ("flows.integrations", "disconnect_credential"),
+    ("flows.sync", "sync_bills"),
+    ("flows.sync", "rerun_failed_syncs"),
+)
+SCHEDULED = {"sync_bills"}
+
+
+def flows_to_serve(cron: str = DEFAULT_SYNC_CRON) -> list[Any]:
+    """``RunnerDeployment``s for ``prefect.serve``: sync on ``cron``, the rest on demand."""
+    import importlib
+
+    deployments = []
+    for module, name in FLOWS:
+        flow = getattr(importlib.import_module(module), name)
+        deployments.append(flow.to_deployment(name=name, cron=cron if name in SCHEDULED else None))
+    return deployments

@@ -1,0 +1,121 @@
+"""``python -m deployments.serve`` (``make serve``): every flow served from one process.
+
+The embedded default: when no ``PREFECT_API_URL`` is set it starts ``prefect server start`` on
+loopback (UI included), serves all flows (``sync_bills`` on a cron schedule, the others on
+demand), runs the OAuth consent callback from ``web/`` on the redirect URI's port, and with
+``--sandbox`` the Xero and m3ter sandboxes too. It prints where the UI is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+
+from deployments.catalog import DEFAULT_SYNC_CRON, flows_to_serve
+
+XERO_SANDBOX_PORT = 8760
+M3TER_SANDBOX_PORT = 8770
+
+
+def start_prefect_server(port: int) -> str:
+    """A Prefect server subprocess on loopback; stopped when this process exits."""
+    api = f"http://127.0.0.1:{port}/api"
+    proc = subprocess.Popen(  # noqa: S603 (fixed arguments)
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    atexit.register(proc.terminate)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                return api
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError("prefect server exited during start-up")
+        time.sleep(0.5)
+    raise RuntimeError("prefect server did not become healthy in 120 s")
+
+
+def start_sandboxes() -> dict[str, str]:
+    """Start both sandboxes on their fixed loopback ports; return the settings pointing at them."""
+    from sandbox.m3ter import app as m3ter_app
+    from sandbox.serve import run_in_thread
+    from sandbox.xero.app import create_app
+    from sandbox.xero.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+
+    xero = run_in_thread(create_app(), port=XERO_SANDBOX_PORT)
+    m3ter = run_in_thread(m3ter_app.create_app(), port=M3TER_SANDBOX_PORT)
+    return {
+        "BILLSYNC_XERO_CLIENT_ID": DEFAULT_CLIENT_ID,
+        "BILLSYNC_XERO_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+        "BILLSYNC_XERO_LOGIN_URL": xero.url,
+        "BILLSYNC_XERO_IDENTITY_URL": xero.url,
+        "BILLSYNC_XERO_API_URL": xero.url,
+        "BILLSYNC_M3TER_API_URL": m3ter.url,
+        "BILLSYNC_M3TER_ORG_ID": m3ter_app.DEFAULT_ORG_ID,
+        "BILLSYNC_M3TER_CLIENT_ID": m3ter_app.DEFAULT_CLIENT_ID,
+        "BILLSYNC_M3TER_CLIENT_SECRET": m3ter_app.DEFAULT_CLIENT_SECRET,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sandbox", action="store_true", help="also run the sandboxes")
+    parser.add_argument("--prefect-port", type=int, default=4200)
+    parser.add_argument("--cron", default=DEFAULT_SYNC_CRON, help="sync_bills schedule")
+    args = parser.parse_args(argv)
+
+    if args.sandbox:
+        os.environ.update(start_sandboxes())
+    from config.settings import get_settings
+    from store.crypto import cipher_from_settings
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    cipher_from_settings(settings, create_if_missing=args.sandbox)
+
+    from prefect import serve
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    api = PREFECT_API_URL.value() or start_prefect_server(args.prefect_port)
+    updates: dict[Any, Any] = {PREFECT_API_URL: api}
+    with temporary_settings(updates=updates):
+        from sandbox.serve import run_in_thread
+        from web.callback import create_callback_app
+
+        redirect = urlparse(settings.xero_redirect_uri)
+        callback = run_in_thread(
+            create_callback_app(), host=redirect.hostname or "127.0.0.1", port=redirect.port or 80
+        )
+        print(f"Prefect UI:        {api.removesuffix('/api')}")
+        print(f"consent callback:  {callback.url}{redirect.path}")
+        if args.sandbox:
+            print(f"Xero sandbox:      {settings.xero_api_url}")
+            print(f"m3ter sandbox:     {settings.m3ter_api_url}")
+        serve(*flows_to_serve(args.cron))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
