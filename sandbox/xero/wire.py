@@ -1,0 +1,120 @@
+"""Xero's JSON dialect: Decimal numbers kept exact, ``/Date(ms+0000)/`` dates, envelopes.
+
+The sandbox has its own encoder (not the client's) so a bug in one side cannot hide in the other.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+_EPOCH = date(1970, 1, 1)
+_MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+
+
+def _encode(value: Any, out: list[str]) -> None:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"not a JSON number: {value}")
+        out.append(format(value, "f"))
+    elif isinstance(value, dict):
+        out.append("{")
+        for i, (key, item) in enumerate(value.items()):
+            if i:
+                out.append(",")
+            out.append(json.dumps(str(key)))
+            out.append(":")
+            _encode(item, out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _encode(item, out)
+        out.append("]")
+    elif isinstance(value, float):
+        raise TypeError("floats are not money: use Decimal")
+    else:
+        out.append(json.dumps(value))
+
+
+def dumps(value: Any) -> bytes:
+    """JSON bytes where every Decimal is written digit for digit (no float on the way)."""
+    out: list[str] = []
+    _encode(value, out)
+    return "".join(out).encode()
+
+
+def loads(raw: bytes | str) -> Any:
+    """Parse JSON with every non-integer number as Decimal."""
+    return json.loads(raw, parse_float=Decimal)
+
+
+def ms_date(day: date) -> str:
+    """A calendar date as Xero writes it: ``/Date(1552262400000+0000)/``."""
+    return f"/Date({(day - _EPOCH).days * 86_400_000}+0000)/"
+
+
+def ms_datetime(epoch_seconds: float, *, offset: bool = True) -> str:
+    """A timestamp as Xero writes it (``UpdatedDateUTC`` has the offset, ``DateTimeUTC`` not)."""
+    ms = int(epoch_seconds * 1000)
+    return f"/Date({ms}+0000)/" if offset else f"/Date({ms})/"
+
+
+def date_string(day: date) -> str:
+    """Xero's ``DateString`` companion field."""
+    return f"{day.isoformat()}T00:00:00"
+
+
+def iso_utc(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_date(value: Any) -> date:
+    """Accept what Xero accepts for ``Date``/``DueDate``: ISO date, ISO datetime or MS date."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("not a date")
+    match = _MS_DATE.match(value)
+    if match:
+        return _EPOCH + timedelta(milliseconds=int(match.group(1)))
+    if len(value) == 10:
+        return date.fromisoformat(value)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).date()
+
+
+def envelope(collection: str, items: list[dict[str, Any]], now: float) -> dict[str, Any]:
+    """Xero's answer envelope around a collection."""
+    return {
+        "Id": str(uuid.uuid4()),
+        "Status": "OK",
+        "ProviderName": "Billsync Xero Sandbox",
+        "DateTimeUTC": ms_datetime(now, offset=False),
+        collection: items,
+    }
+
+
+def validation_exception(elements: list[dict[str, Any]]) -> dict[str, Any]:
+    """The 400 body Xero sends when ``summarizeErrors`` is true (the default)."""
+    return {
+        "ErrorNumber": 10,
+        "Type": "ValidationException",
+        "Message": "A validation exception occurred",
+        "Elements": elements,
+    }
+
+
+def problem(status: int, title: str, detail: str) -> dict[str, Any]:
+    """Xero's problem shape for 401/403/404/429 answers."""
+    return {
+        "Type": None,
+        "Title": title,
+        "Status": status,
+        "Detail": detail,
+        "Instance": str(uuid.uuid4()),
+        "Extensions": {},
+    }

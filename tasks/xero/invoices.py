@@ -1,0 +1,327 @@
+"""Xero Accounting API client for invoices and credit notes.
+
+One request path for both collections (a ``_Collection`` names what differs). Answers map onto
+``config.errors`` so callers can act: 429 -> ``RateLimitError``; 5xx, timeouts and dropped
+connections -> ``TransientError``; 401/403 -> ``AuthError``; 404 -> ``NotFound``; refused
+content -> per-document ``InvoiceResult.errors`` from batches, or ``ValidationFailed`` /
+``NotEditable`` (paid, voided, locked period) from single updates. The client never retries by
+itself: wrap calls in ``tasks.xero.retries.with_retries``. Money is Decimal both ways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from config.errors import (
+    AuthError,
+    NotEditable,
+    NotFound,
+    RateLimitError,
+    TransientError,
+    ValidationFailed,
+)
+from tasks.xero import money_json
+
+MAX_BATCH = 50
+MAX_KEY_LENGTH = 128
+LOOKUP_CHUNK = 25
+NOT_EDITABLE_MARKERS = (
+    "not of valid status for modification",
+    "period lock date",
+    "lock date",
+)
+
+
+@dataclass(frozen=True)
+class _Collection:
+    name: str
+    id_field: str
+    number_field: str
+    by_numbers_param: str | None  # Invoices filter by InvoiceNumbers=; credit notes use where=
+
+
+INVOICES = _Collection("Invoices", "InvoiceID", "InvoiceNumber", "InvoiceNumbers")
+CREDIT_NOTES = _Collection("CreditNotes", "CreditNoteID", "CreditNoteNumber", None)
+
+
+@dataclass(frozen=True)
+class InvoiceResult:
+    """Xero's verdict on one document of a batch (credit notes use the same shape: their
+    CreditNoteID / CreditNoteNumber land in ``invoice_id`` / ``invoice_number``)."""
+
+    invoice_id: str | None
+    invoice_number: str | None
+    status: str | None
+    errors: list[str] = field(default_factory=list)
+    document: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def not_editable_reason(self) -> str | None:
+        """Xero's message when the document exists but may not change (paid, voided, locked)."""
+        return _not_editable(self.errors)
+
+    def raise_for_errors(self) -> None:
+        """``NotEditable`` or ``ValidationFailed`` when Xero refused this document."""
+        if self.errors:
+            raise _refusal(self.errors, self.invoice_number or self.invoice_id)
+
+
+def _not_editable(messages: Iterable[str]) -> str | None:
+    for message in messages:
+        if any(marker in message.lower() for marker in NOT_EDITABLE_MARKERS):
+            return message
+    return None
+
+
+def _refusal(messages: list[str], what: str | None) -> ValidationFailed | NotEditable:
+    reason = _not_editable(messages)
+    label = what or "document"
+    if reason is not None:
+        return NotEditable(f"Xero refused to change {label}: {reason}", reason=reason)
+    return ValidationFailed(f"Xero refused {label}: {'; '.join(messages)}", messages=messages)
+
+
+def _messages(element: dict[str, Any]) -> list[str]:
+    return [
+        str(error.get("Message", ""))
+        for error in element.get("ValidationErrors") or []
+        if isinstance(error, dict)
+    ]
+
+
+def _check_key(key: str) -> None:
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ValueError(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
+
+
+def _where_quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class XeroAccountingClient:
+    """Invoices and credit notes of one Xero tenant.
+
+    ``token`` is called before every request (the project's token provider refreshes as
+    needed). ``http`` lets callers share a connection pool; the client closes only its own.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        tenant_id: str,
+        token: Callable[[], str],
+        *,
+        timeout: float = 30,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.base_url = api_url.rstrip("/") + "/api.xro/2.0"
+        self.tenant_id = tenant_id
+        self._token = token
+        self._own_http = http is None
+        self._http = http or httpx.Client(timeout=timeout)
+        self._timeout = timeout
+
+    def close(self) -> None:
+        if self._own_http:
+            self._http.close()
+
+    def __enter__(self) -> XeroAccountingClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----- invoices --------------------------------------------------------------------------
+    def post_invoices(
+        self, invoices: list[dict[str, Any]], *, idempotency_key: str, update: bool = False
+    ) -> list[InvoiceResult]:
+        """Create (PUT) or create-or-update (POST) up to 50 invoices in one call."""
+        return self._post(INVOICES, invoices, idempotency_key, update)
+
+    def update_invoice(
+        self, invoice_id: str, invoice: dict[str, Any], *, idempotency_key: str
+    ) -> InvoiceResult:
+        """Change one invoice; raises ``NotEditable``/``ValidationFailed`` when refused."""
+        return self._update(INVOICES, invoice_id, invoice, idempotency_key)
+
+    def find_invoices_by_number(self, numbers: list[str]) -> dict[str, dict[str, Any]]:
+        """Existing invoices by InvoiceNumber (absent numbers are simply missing)."""
+        return self._find_by_number(INVOICES, numbers)
+
+    def get_invoice(self, invoice_id: str) -> dict[str, Any]:
+        """One invoice; ``NotFound`` when Xero has none with that id."""
+        return self._get(INVOICES, invoice_id)
+
+    # ----- credit notes ----------------------------------------------------------------------
+    def post_credit_notes(
+        self, credit_notes: list[dict[str, Any]], *, idempotency_key: str, update: bool = False
+    ) -> list[InvoiceResult]:
+        """Create (PUT) or create-or-update (POST) up to 50 credit notes in one call."""
+        return self._post(CREDIT_NOTES, credit_notes, idempotency_key, update)
+
+    def update_credit_note(
+        self, credit_note_id: str, credit_note: dict[str, Any], *, idempotency_key: str
+    ) -> InvoiceResult:
+        return self._update(CREDIT_NOTES, credit_note_id, credit_note, idempotency_key)
+
+    def find_credit_notes_by_number(self, numbers: list[str]) -> dict[str, dict[str, Any]]:
+        return self._find_by_number(CREDIT_NOTES, numbers)
+
+    def get_credit_note(self, credit_note_id: str) -> dict[str, Any]:
+        return self._get(CREDIT_NOTES, credit_note_id)
+
+    # ----- shared ----------------------------------------------------------------------------
+    def _post(
+        self, coll: _Collection, docs: list[dict[str, Any]], key: str, update: bool
+    ) -> list[InvoiceResult]:
+        if len(docs) > MAX_BATCH:
+            raise ValueError(f"at most {MAX_BATCH} {coll.name} per call, got {len(docs)}")
+        _check_key(key)
+        if not docs:
+            return []
+        body = self._call(
+            "POST" if update else "PUT",
+            f"/{coll.name}",
+            params={"summarizeErrors": "false", "unitdp": "4"},
+            body={coll.name: docs},
+            idempotency_key=key,
+        )
+        return [self._result(coll, element) for element in body.get(coll.name) or []]
+
+    def _update(
+        self, coll: _Collection, doc_id: str, doc: dict[str, Any], key: str
+    ) -> InvoiceResult:
+        _check_key(key)
+        body = self._call(
+            "POST",
+            f"/{coll.name}/{doc_id}",
+            params={"summarizeErrors": "false", "unitdp": "4"},
+            body={coll.name: [{**doc, coll.id_field: doc_id}]},
+            idempotency_key=key,
+        )
+        elements = body.get(coll.name) or []
+        if not elements:
+            raise TransientError(f"Xero answered the update of {doc_id} without the document")
+        result = self._result(coll, elements[0])
+        result.raise_for_errors()
+        return result
+
+    def _find_by_number(
+        self, coll: _Collection, numbers: list[str]
+    ) -> dict[str, dict[str, Any]]:
+        wanted = list(dict.fromkeys(n for n in numbers if n))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), LOOKUP_CHUNK):
+            chunk = wanted[start : start + LOOKUP_CHUNK]
+            if coll.by_numbers_param and not any("," in n for n in chunk):
+                params = {coll.by_numbers_param: ",".join(chunk), "unitdp": "4"}
+            else:
+                clauses = [f"{coll.number_field}=={_where_quote(n)}" for n in chunk]
+                params = {"where": " OR ".join(clauses), "unitdp": "4"}
+            body = self._call("GET", f"/{coll.name}", params=params)
+            for doc in body.get(coll.name) or []:
+                number = doc.get(coll.number_field)
+                if number in chunk:
+                    found[number] = doc
+        return found
+
+    def _get(self, coll: _Collection, doc_id: str) -> dict[str, Any]:
+        body = self._call("GET", f"/{coll.name}/{doc_id}", params={"unitdp": "4"})
+        docs = body.get(coll.name) or []
+        if not docs:
+            raise NotFound(f"no {coll.name} {doc_id} in Xero")
+        return docs[0]
+
+    @staticmethod
+    def _result(coll: _Collection, element: dict[str, Any]) -> InvoiceResult:
+        errors = _messages(element) if element.get("HasErrors") else []
+        return InvoiceResult(
+            invoice_id=element.get(coll.id_field),
+            invoice_number=element.get(coll.number_field),
+            status=element.get("Status"),
+            errors=errors,
+            document=element,
+        )
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        headers = {
+            "Authorization": f"Bearer {self._token()}",
+            "xero-tenant-id": self.tenant_id,
+            "Accept": "application/json",
+        }
+        content = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            content = money_json.dumps(body)
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        what = f"{method} {path}"
+        try:
+            response = self._http.request(
+                method,
+                self.base_url + path,
+                params=params,
+                content=content,
+                headers=headers,
+                timeout=self._timeout,
+            )
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"{what}: timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise TransientError(f"{what}: connection failed ({type(exc).__name__})") from None
+        return self._answer(what, response)
+
+    @staticmethod
+    def _answer(what: str, response: httpx.Response) -> dict[str, Any]:
+        status = response.status_code
+        if status == 429:
+            raise RateLimitError(
+                f"{what}: Xero rate limit ({response.headers.get('X-Rate-Limit-Problem')})",
+                retry_after=_float_header(response, "Retry-After"),
+                problem=response.headers.get("X-Rate-Limit-Problem"),
+            )
+        if status >= 500:
+            raise TransientError(
+                f"{what}: Xero answered {status}",
+                retry_after=_float_header(response, "Retry-After"),
+            )
+        if status in (401, 403):
+            raise AuthError(f"{what}: Xero refused the credentials ({status})")
+        if status == 404:
+            raise NotFound(f"{what}: not found")
+        try:
+            body = money_json.loads(response.content) if response.content else {}
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            if status >= 400:
+                raise ValidationFailed(f"{what}: Xero answered {status}", messages=[])
+            raise TransientError(f"{what}: Xero answered {status} with an unreadable body")
+        if status >= 400:
+            messages = [m for element in body.get("Elements") or [] for m in _messages(element)]
+            messages = messages or [str(body.get("Message") or body.get("Detail") or status)]
+            raise _refusal(messages, what)
+        return body
+
+
+def _float_header(response: httpx.Response, name: str) -> float | None:
+    try:
+        return float(response.headers[name])
+    except (KeyError, ValueError):
+        return None
