@@ -1,0 +1,181 @@
+"""One m3ter bill -> one Xero invoice (or credit note), or the reason it is not sent.
+
+Decisions, so that re-sending a regenerated bill updates the same Xero document:
+
+- ``InvoiceNumber`` (``CreditNoteNumber`` on a credit note) is the m3ter bill id: unique per bill
+  and the same for every version. m3ter's ``sequentialInvoiceNumber`` may only appear once a bill
+  is approved, so it goes in ``Reference`` (else ``externalInvoiceReference``).
+- ``Date`` is the bill's ``externalInvoiceDate`` (m3ter's date for accounting), else its
+  ``billDate``; ``DueDate`` is ``dueDate``, else ``Date`` + the account's ``daysBeforeBillDue``.
+- ``CurrencyCode`` is the bill's currency, else the account's.
+- A bill whose total is negative becomes an ``ACCRECCREDIT`` credit note with every amount negated
+  (Xero's credit notes carry positive totals; ``kind="credit_note"``).
+- Contact: by default ``{"ContactNumber": <m3ter account id>, "Name": <account name>}`` (Xero
+  finds the contact by its number, or creates it by name). With "use external mapping account
+  code", the Account -> Xero ``Contact`` external mapping gives ``{"ContactID": externalId}``;
+  with "enforce", only a mapping linked to this integration counts, otherwise a linked one is
+  preferred, then an unlinked one. No usable mapping: outcome ``MISSING_ACCOUNT_MAPPING``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from config.integration import IntegrationConfig
+from tasks.m3ter.models import Account, Bill, ExternalMapping
+from tasks.mapping.lines import build_line_items, document_total
+from tasks.mapping.selection import account_allowed, bill_wanted, line_kept
+
+__all__ = ["MappingResult", "Outcome", "find_contact_mapping", "map_bill", "xero_contact"]
+
+
+class Outcome(StrEnum):
+    """What the mapper decided for a bill (the ledger records it)."""
+
+    MAPPED = "MAPPED"
+    SKIPPED = "SKIPPED"
+    MISSING_ACCOUNT_MAPPING = "MISSING_ACCOUNT_MAPPING"
+
+
+class MappingResult(BaseModel):
+    """Either a Xero ``document`` (``kind`` invoice or credit_note) or why there is none."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: Outcome
+    bill_id: str
+    bill_version: int | None = None
+    kind: Literal["invoice", "credit_note"] | None = None
+    document: dict[str, Any] | None = None
+    total: Decimal | None = None
+    reason: str = ""
+
+    @property
+    def mapped(self) -> bool:
+        return self.outcome is Outcome.MAPPED
+
+
+def _skip(bill: Bill, outcome: Outcome, reason: str) -> MappingResult:
+    return MappingResult(outcome=outcome, bill_id=bill.id, bill_version=bill.version, reason=reason)
+
+
+def _mapping(m: ExternalMapping | dict[str, Any]) -> ExternalMapping:
+    return m if isinstance(m, ExternalMapping) else ExternalMapping.model_validate(m)
+
+
+def find_contact_mapping(
+    config: IntegrationConfig,
+    integration_id: str,
+    account_id: str,
+    mappings: Iterable[ExternalMapping | dict[str, Any]],
+) -> ExternalMapping | None:
+    """The Account -> Xero Contact mapping to use for ``account_id``, or None."""
+    candidates = [
+        m
+        for m in map(_mapping, mappings)
+        if m.m3ter_entity.lower() == "account"
+        and m.m3ter_id == account_id
+        and m.external_system.lower() == "xero"
+        and m.external_table.lower() == "contact"
+        and m.external_id
+    ]
+    linked = [m for m in candidates if m.integration_config_id == integration_id]
+    if linked or config.enforce_external_mappings_for_config:
+        return linked[0] if linked else None
+    unlinked = [m for m in candidates if not m.integration_config_id]
+    return (unlinked or candidates or [None])[0]
+
+
+def xero_contact(
+    config: IntegrationConfig,
+    integration_id: str,
+    account: Account,
+    mappings: Iterable[ExternalMapping | dict[str, Any]],
+) -> dict[str, str] | None:
+    """The invoice's ``Contact``; None when an external mapping is required but missing."""
+    if config.use_external_mapping_account_code:
+        mapping = find_contact_mapping(config, integration_id, account.id, mappings)
+        return {"ContactID": mapping.external_id} if mapping else None
+    contact = {"ContactNumber": account.id}
+    if account.name:
+        contact["Name"] = account.name[:255]
+    return contact
+
+
+def _dates(bill: Bill, account: Account) -> tuple[dt.date | None, dt.date | None]:
+    date = bill.external_invoice_date or bill.bill_date
+    due = bill.due_date
+    if due is None and date is not None and account.days_before_bill_due is not None:
+        due = date + dt.timedelta(days=account.days_before_bill_due)
+    return date, due
+
+
+def map_bill(
+    config: IntegrationConfig,
+    integration_id: str,
+    bill: Bill | dict[str, Any],
+    account: Account | dict[str, Any],
+    mappings: Iterable[ExternalMapping | dict[str, Any]] = (),
+) -> MappingResult:
+    """Map one bill of ``account`` for the integration ``integration_id`` (pure, no I/O)."""
+    bill = bill if isinstance(bill, Bill) else Bill.model_validate(bill)
+    account = account if isinstance(account, Account) else Account.model_validate(account)
+    if not account_allowed(config, account):
+        return _skip(bill, Outcome.SKIPPED, f"account {account.id} is excluded by the integration")
+    if not bill_wanted(config, bill):
+        return _skip(bill, Outcome.SKIPPED, f"bill is {bill.status or 'not approved'}: only "
+                     "approved bills are sent")
+    lines = [li for li in bill.line_items or () if line_kept(config, li)]
+    if not lines:
+        return _skip(bill, Outcome.SKIPPED, "no lines left after the integration's exclusions")
+    contact = xero_contact(config, integration_id, account, mappings)
+    if contact is None:
+        return _skip(
+            bill,
+            Outcome.MISSING_ACCOUNT_MAPPING,
+            f"no Xero Contact external mapping for account {account.id}"
+            + (f" linked to integration {integration_id}"
+               if config.enforce_external_mappings_for_config else ""),
+        )
+    currency = bill.currency or account.currency
+    total = document_total(lines, currency)
+    credit = total < 0
+    items = build_line_items(
+        lines,
+        currency=currency,
+        split=config.split_usage_line_items,
+        sort=config.sort_line_items_by,
+        sign=-1 if credit else 1,
+    )
+    date, due = _dates(bill, account)
+    document: dict[str, Any] = {
+        "Type": "ACCRECCREDIT" if credit else "ACCREC",
+        "Contact": contact,
+    }
+    if date is not None:
+        document["Date"] = date.isoformat()
+    if due is not None:
+        document["DueDate"] = due.isoformat()
+    if currency:
+        document["CurrencyCode"] = currency.upper()
+    document["CreditNoteNumber" if credit else "InvoiceNumber"] = bill.id[:255]
+    reference = bill.sequential_invoice_number or bill.external_invoice_reference
+    if reference:
+        document["Reference"] = reference
+    document["Status"] = config.invoice_status
+    document["LineAmountTypes"] = "Exclusive"
+    document["LineItems"] = items
+    return MappingResult(
+        outcome=Outcome.MAPPED,
+        bill_id=bill.id,
+        bill_version=bill.version,
+        kind="credit_note" if credit else "invoice",
+        document=document,
+        total=-total if credit else total,
+    )
