@@ -1,0 +1,342 @@
+"""A small m3ter API client: bills, accounts and external mappings, page by page.
+
+Why not the official SDK: its sync client fetches a new token before every request and its
+async client fetches none. Here Authlib's httpx ``OAuth2Client`` holds one client-credentials
+token and fetches a new one only when there is none or it is about to expire. Errors come out
+as the project's hierarchy (``config.errors``): transient ones are retried here with exponential
+backoff and jitter (Retry-After honoured) before ``TransientError`` is raised.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import date
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+from authlib.integrations.httpx_client import OAuth2Client, OAuthError
+
+from config.errors import AuthError, NotFound, PermanentError, RateLimitError, TransientError
+from config.settings import Settings
+from tasks.m3ter.models import Account, Bill, ExternalMapping
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE_SIZE = 200
+IDS_PER_REQUEST = 50
+"""Ids per ``ids=`` filter request, to keep URLs short."""
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    raw = response.headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _message(response: httpx.Response) -> str:
+    """m3ter's own words (``{"message": ...}``), shortened; never request headers."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("error_description") or body.get("error"))[:200]
+    return str(body)[:200]
+
+
+def error_for(response: httpx.Response, what: str) -> Exception:
+    """The project error for a failed m3ter answer."""
+    status = response.status_code
+    text = f"m3ter {what}: HTTP {status}: {_message(response)}"
+    if status == 429:
+        return RateLimitError(text, retry_after=_retry_after(response), problem="m3ter")
+    if status >= 500 or status == 408:
+        return TransientError(text, retry_after=_retry_after(response))
+    if status in (401, 403):
+        return AuthError(text)
+    if status == 404:
+        return NotFound(text)
+    return PermanentError(text)
+
+
+class M3terClient:
+    """Reads bills, accounts and external mappings of one m3ter organisation.
+
+    Args:
+        base_url: e.g. ``https://api.m3ter.com`` or a sandbox's URL.
+        org_id: the organisation whose data is read.
+        client_id, client_secret: a service user's API key and secret.
+        timeout: seconds per HTTP call.
+        max_retries: retries of a transient failure before ``TransientError`` is raised.
+        backoff_base, backoff_max: exponential backoff (seconds) with jitter.
+        max_retry_after: a Retry-After longer than this is not waited for here: the error is
+            raised at once (its ``retry_after`` set) so the caller can reschedule.
+        sleep: how to wait (tests may pass a recorder).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        org_id: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        timeout: float = 30,
+        max_retries: int = 4,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        max_retry_after: float = 120.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.org_id = org_id
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_retry_after = max_retry_after
+        self._sleep = sleep
+        self.token_fetches = 0
+        """How many tokens this client fetched (one per token lifetime, not per request)."""
+        self._http = OAuth2Client(
+            client_id=client_id,
+            client_secret=client_secret,
+            token_endpoint_auth_method="client_secret_basic",  # noqa: S106 - a method name
+            token_endpoint=f"{self.base_url}/oauth/token",
+            grant_type="client_credentials",
+            base_url=self.base_url,
+            timeout=timeout,
+            headers={"Accept": "application/json"},
+        )
+        self._http.register_compliance_hook("access_token_response", self._on_token_response)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> M3terClient:
+        """A client for the m3ter API and organisation named in the settings."""
+        return cls(
+            settings.m3ter_api_url,
+            settings.m3ter_org_id,
+            settings.m3ter_client_id,
+            settings.m3ter_client_secret.get_secret_value(),
+            timeout=kwargs.pop("timeout", settings.http_timeout_seconds),
+            **kwargs,
+        )
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"M3terClient(base_url={self.base_url!r}, org_id={self.org_id!r})"
+
+    # ---- transport -------------------------------------------------------------------------
+    def _on_token_response(self, response: httpx.Response) -> httpx.Response:
+        """Turn a failed token answer into our errors before Authlib reads it."""
+        self.token_fetches += 1
+        if response.status_code >= 400:
+            raise error_for(response, "token")
+        return response
+
+    def _fetch_token(self) -> None:
+        self._http.fetch_token(grant_type="client_credentials")
+
+    def _send(self, path: str, params: dict[str, Any] | None) -> httpx.Response:
+        """One attempt: a token if there is none, then the call (Authlib renews expired ones)."""
+        if not self._http.token:
+            self._fetch_token()
+        return self._http.get(path, params=params)
+
+    def _get(self, path: str, params: dict[str, Any] | None = None, *, what: str) -> Any:
+        """GET with retries; returns the parsed JSON (numbers with fractions as Decimal)."""
+        attempt = 0
+        renewed = False
+        while True:
+            try:
+                response = self._send(path, params)
+            except httpx.TimeoutException as exc:
+                error: TransientError = TransientError(f"m3ter {what}: timed out ({exc!r})")
+            except httpx.TransportError as exc:
+                error = TransientError(f"m3ter {what}: connection failed ({type(exc).__name__})")
+            except TransientError as exc:  # the token endpoint, via the compliance hook
+                error = exc
+            except OAuthError as exc:
+                raise AuthError(f"m3ter token refused: {exc.error}") from None
+            else:
+                if response.status_code < 400:
+                    return json.loads(response.content, parse_float=Decimal)
+                if response.status_code == 401 and not renewed:
+                    # The token may have been revoked early: one fresh token, one more try.
+                    renewed = True
+                    log.info("m3ter %s: 401, fetching a new token", what)
+                    self._http.token = None
+                    continue
+                failure = error_for(response, what)
+                if not isinstance(failure, TransientError):
+                    raise failure
+                error = failure
+            too_long = (error.retry_after or 0) > self.max_retry_after
+            if attempt >= self.max_retries or too_long:
+                raise error
+            delay = self._delay(attempt, error.retry_after)
+            attempt += 1
+            log.warning(
+                "m3ter %s: %s; retry %d/%d in %.2fs", what, error, attempt, self.max_retries, delay
+            )
+            self._sleep(delay)
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return retry_after
+        ceiling = min(self.backoff_max, self.backoff_base * 2**attempt)
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+
+    def _org(self, path: str) -> str:
+        return f"/organizations/{quote(self.org_id, safe='')}/{path}"
+
+    def _pages(
+        self, path: str, params: dict[str, Any], what: str
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Follow ``nextToken`` one page at a time."""
+        params = {k: v for k, v in params.items() if v is not None}
+        while True:
+            body = self._get(self._org(path), params, what=what)
+            yield list(body.get("data") or [])
+            token = body.get("nextToken")
+            if not token:
+                return
+            params = {**params, "nextToken": token}
+
+    # ---- bills -----------------------------------------------------------------------------
+    def iter_bill_pages(
+        self,
+        status: str | None = None,
+        bill_date_start: date | None = None,
+        bill_date_end: date | None = None,
+        account_id: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[list[Bill]]:
+        """Bills page by page (never all at once). ``bill_date_end`` is exclusive, as m3ter's."""
+        params = {
+            "status": status,
+            "billDateStart": bill_date_start.isoformat() if bill_date_start else None,
+            "billDateEnd": bill_date_end.isoformat() if bill_date_end else None,
+            "accountId": account_id,
+            "pageSize": _page_size(page_size),
+            "includeBillTotal": "true",
+        }
+        for page in self._pages("bills", params, "list bills"):
+            yield [Bill.model_validate(b) for b in page]
+
+    def iter_bills(
+        self,
+        status: str | None = None,
+        bill_date_start: date | None = None,
+        bill_date_end: date | None = None,
+        account_id: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[Bill]:
+        """``iter_bill_pages`` flattened; still one page in memory at a time."""
+        for page in self.iter_bill_pages(
+            status, bill_date_start, bill_date_end, account_id, page_size
+        ):
+            yield from page
+
+    def get_bill(self, bill_id: str) -> Bill:
+        """One bill with its line items; ``NotFound`` if there is none."""
+        body = self._get(self._org(f"bills/{quote(bill_id, safe='')}"), what="get bill")
+        return Bill.model_validate(body)
+
+    # ---- accounts ----------------------------------------------------------------------------
+    def iter_accounts(
+        self, ids: Iterable[str] | None = None, page_size: int = 100
+    ) -> Iterator[Account]:
+        """All accounts, or those with the given ids (asked for in chunks)."""
+        size = _page_size(page_size)
+        if ids is None:
+            for page in self._pages("accounts", {"pageSize": size}, "list accounts"):
+                yield from (Account.model_validate(a) for a in page)
+            return
+        wanted = list(dict.fromkeys(ids))
+        for i in range(0, len(wanted), IDS_PER_REQUEST):
+            chunk = wanted[i : i + IDS_PER_REQUEST]
+            params = {"ids": ",".join(chunk), "pageSize": min(size, len(chunk))}
+            for page in self._pages("accounts", params, "list accounts"):
+                yield from (Account.model_validate(a) for a in page)
+
+    def get_account(self, account_id: str) -> Account:
+        """One account; ``NotFound`` if there is none."""
+        body = self._get(self._org(f"accounts/{quote(account_id, safe='')}"), what="get account")
+        return Account.model_validate(body)
+
+    # ---- external mappings ---------------------------------------------------------------------
+    def iter_external_mappings(
+        self,
+        external_system: str | None = "Xero",
+        external_table: str | None = "Contact",
+        integration_config_id: str | None = None,
+        m3ter_entity: str | None = "Account",
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[ExternalMapping]:
+        """Mappings of one external system; m3ter filters by system and integration config,
+        the table and entity are checked here (the list endpoint has no filter for them)."""
+        params = {
+            "externalSystemId": external_system,
+            "integrationConfigId": integration_config_id,
+            "pageSize": _page_size(page_size),
+        }
+        for page in self._pages("externalmappings", params, "list external mappings"):
+            for raw in page:
+                mapping = ExternalMapping.model_validate(raw)
+                if external_system and mapping.external_system != external_system:
+                    continue
+                if external_table and mapping.external_table != external_table:
+                    continue
+                if m3ter_entity and mapping.m3ter_entity != m3ter_entity:
+                    continue
+                if integration_config_id and mapping.integration_config_id != (
+                    integration_config_id
+                ):
+                    continue
+                yield mapping
+
+    def list_external_mappings(
+        self,
+        external_system: str | None = "Xero",
+        external_table: str | None = "Contact",
+        integration_config_id: str | None = None,
+        m3ter_entity: str | None = "Account",
+    ) -> list[ExternalMapping]:
+        """``iter_external_mappings`` as a list (one per mapped account: small)."""
+        return list(
+            self.iter_external_mappings(
+                external_system, external_table, integration_config_id, m3ter_entity
+            )
+        )
+
+
+def _page_size(size: int) -> int:
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+    return size
