@@ -78,6 +78,9 @@ class _Draft:
 
 
 def _fmt(value: Decimal) -> str:
+    """People's numbers: thousands separators, no trailing zeros, at most 8 decimals."""
+    if value.as_tuple().exponent < -8:  # type: ignore[operator]
+        value = _q(value, Decimal("1e-8")) or value
     if value == value.to_integral_value():
         return f"{int(value):,}"
     return f"{value.normalize():,f}"
