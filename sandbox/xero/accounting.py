@@ -1,0 +1,374 @@
+"""The Xero Accounting API sandbox: Invoices and CreditNotes, behind Xero's limits and faults.
+
+``accounting_routes(sandbox)`` returns the Starlette routes ``sandbox.xero.app.create_app``
+mounts. Each API call goes: bearer token (401) -> ``xero-tenant-id`` among the grant's tenants
+(403) -> rate limits (429) -> injected faults -> ``Idempotency-Key`` (replay or 400) -> the
+document store. Control endpoints under ``/_sandbox`` (no auth) pay invoices, set lock dates,
+tune limits and faults; ``GET /_sandbox/state`` gains an ``accounting`` section.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import asdict
+from datetime import date
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
+
+from sandbox.xero import wire
+from sandbox.xero.faults import FaultPlan
+from sandbox.xero.idempotency import (
+    MAX_KEY_LENGTH,
+    IdempotencyStore,
+    KeyConflict,
+    StoredAnswer,
+    fingerprint,
+)
+from sandbox.xero.invoice_store import CREDIT_NOTES, INVOICES, DocKind, InvoiceStore, render
+from sandbox.xero.limits import LimitConfig, RateLimiter
+
+API = "/api.xro/2.0"
+JSON = "application/json; charset=utf-8"
+_CLAUSE = re.compile(r'^\s*(\w+)\s*==\s*(?:Guid\(\s*"([^"]*)"\s*\)|"((?:[^"\\]|\\.)*)")\s*$')
+
+
+class DroppedConnection(Exception):
+    """Raised on purpose after the answer's headers: the server drops the connection."""
+
+
+class _DropFilter(logging.Filter):
+    """Keep uvicorn from printing a traceback for a connection the sandbox dropped on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None:
+            if isinstance(exc, DroppedConnection):
+                return False
+            exc = exc.__cause__ or exc.__context__
+        return True
+
+
+logging.getLogger("uvicorn.error").addFilter(_DropFilter())
+
+
+class _DroppingResponse(Response):
+    """Sends the status line and headers, then drops the connection without a body."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        raise DroppedConnection("drop_after_store fault")
+
+
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(wire.dumps(payload), status_code=status, headers=headers, media_type=JSON)
+
+
+class AccountingApi:
+    """State and handlers of the Accounting API sandbox, bound to one ``XeroSandbox``."""
+
+    def __init__(self, sandbox: Any, limits: LimitConfig | None = None) -> None:
+        self.sandbox = sandbox
+        self.store = InvoiceStore(now=sandbox.clock.now)
+        self.limiter = RateLimiter(limits or LimitConfig(time_scale=_time_scale(sandbox)))
+        self._initial_limits = asdict(self.limiter.config)
+        self.faults = FaultPlan()
+        self.idempotency = IdempotencyStore()
+
+    def reset(self) -> None:
+        """Back to as created: no documents, counters, keys or faults; the first limits."""
+        self.limiter.configure(self._initial_limits)
+        self.store.reset()
+        self.limiter.reset()
+        self.faults.clear()
+        self.idempotency.reset()
+
+    def state(self) -> dict[str, Any]:
+        limits = self.limiter.snapshot()
+        return {
+            "accounting": {
+                **self.store.snapshot(),
+                "limits": limits["config"],
+                "calls": limits["calls"],
+                "calls_per_minute": limits["calls_per_minute"],
+                "max_concurrency": limits["max_concurrency"],
+                "refused": limits["refused"],
+                "answered_while_limited": limits["answered_while_limited"],
+                "idempotency": self.idempotency.snapshot(),
+                "idempotent_replays": self.idempotency.snapshot()["replays"],
+                "faults": self.faults.snapshot(),
+            }
+        }
+
+    # ----- the gate every API call passes -----------------------------------------------------
+    async def _guarded(self, request: Request, kind: DocKind) -> Response:
+        tenant_or_refusal = self._authorise(request)
+        if isinstance(tenant_or_refusal, Response):
+            return tenant_or_refusal
+        tenant_id, app_id = tenant_or_refusal
+        admission = self.limiter.admit(tenant_id, app_id)
+        headers = dict(admission.headers)
+        if not admission.admitted:
+            detail = f"Rate limit exceeded: {admission.problem}"
+            return _json(wire.problem(429, "Too Many Requests", detail), 429, headers)
+        try:
+            fault = self.faults.draw()
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.kind == "429":
+                headers.update({"Retry-After": "1", "X-Rate-Limit-Problem": "minute"})
+                detail = "Rate limit exceeded: minute"
+                return _json(wire.problem(429, "Too Many Requests", detail), 429, headers)
+            if fault.kind in ("500", "503"):
+                status = int(fault.kind)
+                title = "Internal Server Error" if status == 500 else "Service Unavailable"
+                return _json(wire.problem(status, title, "sandbox fault"), status, headers)
+            self.limiter.answering(tenant_id, admission.at)
+            try:
+                answer = await self._idempotent(request, tenant_id, app_id, kind)
+            finally:
+                self.limiter.answered(tenant_id)
+            if fault.kind == "drop_after_store":
+                return _DroppingResponse(answer.body, headers=headers, media_type=JSON)
+            return Response(answer.body, answer.status, headers=headers, media_type=JSON)
+        finally:
+            self.limiter.release(tenant_id)
+
+    def _authorise(self, request: Request) -> tuple[str, str] | Response:
+        from sandbox.xero.state import InvalidToken
+
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        unauthorised = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        if scheme.lower() != "bearer" or not token.strip():
+            body = wire.problem(401, "Unauthorized", "AuthenticationUnsuccessful")
+            return _json(body, 401, unauthorised)
+        try:
+            grant = self.sandbox.authenticate_bearer(token.strip())
+        except InvalidToken as exc:
+            expired = "expire" in str(exc).lower()
+            detail = "TokenExpired" if expired else "AuthenticationUnsuccessful"
+            return _json(wire.problem(401, "Unauthorized", detail), 401, unauthorised)
+        tenant_id = request.headers.get("xero-tenant-id", "").strip()
+        if not tenant_id or tenant_id not in grant.tenant_ids:
+            return _json(wire.problem(403, "Forbidden", "AuthenticationUnsuccessful"), 403)
+        app_id = str(getattr(grant, "client_id", None) or "default")
+        return tenant_id, app_id
+
+    async def _idempotent(
+        self, request: Request, tenant_id: str, app_id: str, kind: DocKind
+    ) -> StoredAnswer:
+        body = await request.body()
+        key = request.headers.get("idempotency-key")
+        if key is None or request.method == "GET":
+            return self._handle(request, tenant_id, kind, body)
+        if not key or len(key) > MAX_KEY_LENGTH:
+            message = f"The Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters"
+            return _error_answer(message)
+        scope = (app_id, tenant_id, key)
+        print_ = fingerprint(request.method, request.url.path, request.url.query, body)
+        try:
+            stored = await self.idempotency.claim(scope, print_)
+        except KeyConflict:
+            return _error_answer("The Idempotency-Key was already used with a different request")
+        if stored is not None:
+            return stored
+        answer = None
+        try:
+            answer = self._handle(request, tenant_id, kind, body)
+        finally:
+            self.idempotency.finish(scope, answer)
+        return answer
+
+    # ----- the API itself --------------------------------------------------------------------
+    def _handle(self, request: Request, tenant_id: str, kind: DocKind, body: bytes) -> StoredAnswer:
+        unitdp = 4 if request.query_params.get("unitdp") == "4" else 2
+        doc_id = request.path_params.get("doc_id")
+        if request.method == "GET":
+            return self._read(request, tenant_id, kind, doc_id, unitdp)
+        try:
+            payload = wire.loads(body)
+            elements = payload[kind.collection]
+            if not isinstance(elements, list):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return _error_answer(
+                f"The request body must be JSON with a {kind.collection} list",
+                error_type="PostDataInvalidException",
+                number=14,
+            )
+        if doc_id is not None:
+            if self.store.get(tenant_id, kind, doc_id) is None:
+                return _not_found()
+            elements = elements[:1]
+        results = self.store.write_batch(
+            tenant_id,
+            kind,
+            elements,
+            allow_update=request.method == "POST",
+            unitdp=unitdp,
+            target_id=doc_id,
+        )
+        summarize = request.query_params.get("summarizeErrors", "true").lower() != "false"
+        out = []
+        for result in results:
+            if result.document is not None:
+                item = render(result.document, unitdp)
+                item["StatusAttributeString"] = "OK"
+            else:
+                item = {
+                    **result.echo,
+                    "HasErrors": True,
+                    "StatusAttributeString": "ERROR",
+                    "ValidationErrors": [{"Message": m} for m in result.errors],
+                }
+            out.append(item)
+        failed = [item for item in out if item.get("HasErrors")]
+        if summarize and failed:
+            return StoredAnswer(400, wire.dumps(wire.validation_exception(failed)), JSON)
+        now = self.sandbox.clock.now()
+        return StoredAnswer(200, wire.dumps(wire.envelope(kind.collection, out, now)), JSON)
+
+    def _read(
+        self, request: Request, tenant_id: str, kind: DocKind, doc_id: str | None, unitdp: int
+    ) -> StoredAnswer:
+        if doc_id is not None:
+            doc = self.store.get(tenant_id, kind, _normal_id(doc_id))
+            if doc is None:
+                return _not_found()
+            docs = [doc]
+        else:
+            params = request.query_params
+            filters: dict[str, set[str]] = {}
+            if params.get("IDs"):
+                filters["ids"] = {_normal_id(i) for i in params["IDs"].split(",")}
+            if kind is INVOICES and params.get("InvoiceNumbers"):
+                filters["numbers"] = set(params["InvoiceNumbers"].split(","))
+            if params.get("Statuses"):
+                filters["statuses"] = set(params["Statuses"].split(","))
+            if params.get("where"):
+                try:
+                    _where(params["where"], kind, filters)
+                except ValueError as exc:
+                    return _error_answer(str(exc), error_type="QueryParseException", number=16)
+            docs = self.store.find(tenant_id, kind, **filters)
+            page = params.get("page")
+            if page and page.isdigit() and int(page) >= 1:
+                docs = docs[(int(page) - 1) * 100 : int(page) * 100]
+        items = [render(doc, unitdp) for doc in docs]
+        now = self.sandbox.clock.now()
+        return StoredAnswer(200, wire.dumps(wire.envelope(kind.collection, items, now)), JSON)
+
+    # ----- control endpoints -------------------------------------------------------------
+    async def pay(self, request: Request) -> Response:
+        doc = self.store.mark_paid(_normal_id(request.path_params["doc_id"]))
+        if doc is None:
+            return JSONResponse({"error": "no payable document with that id"}, 404)
+        return _json(render(doc))
+
+    async def lock_date(self, request: Request) -> Response:
+        tenant = request.path_params["tenant"]
+        tenant_id = dict(getattr(self.sandbox, "orgs", {}) or {}).get(tenant, tenant)
+        try:
+            payload = await request.json()
+            raw = payload.get("date") if isinstance(payload, dict) else None
+            lock = date.fromisoformat(raw) if raw else None
+        except ValueError:
+            return JSONResponse({"error": 'expected {"date": "YYYY-MM-DD" or null}'}, 400)
+        self.store.set_lock_date(tenant_id, lock)
+        return JSONResponse({"tenant_id": tenant_id, "lock_date": raw or None})
+
+    async def limits(self, request: Request) -> Response:
+        if request.method == "GET":
+            return JSONResponse(self.limiter.snapshot()["config"])
+        try:
+            payload = await request.json()
+            if not isinstance(payload, dict):
+                raise ValueError("expected an object")
+            return JSONResponse(self.limiter.configure(payload))
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+
+    async def faults_endpoint(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            self.faults.clear()
+        elif request.method == "POST":
+            try:
+                self.faults.configure(await request.json())
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, 400)
+        return JSONResponse(self.faults.snapshot())
+
+    def routes(self) -> list[BaseRoute]:
+        routes: list[BaseRoute] = []
+        for kind in (INVOICES, CREDIT_NOTES):
+
+            async def collection(request: Request, kind: DocKind = kind) -> Response:
+                return await self._guarded(request, kind)
+
+            routes += [
+                Route(f"{API}/{kind.collection}", collection, methods=["GET", "PUT", "POST"]),
+                Route(f"{API}/{kind.collection}/{{doc_id}}", collection, methods=["GET", "POST"]),
+            ]
+        return routes + [
+            Route("/_sandbox/invoices/{doc_id}/pay", self.pay, methods=["POST"]),
+            Route("/_sandbox/tenants/{tenant}/lock-date", self.lock_date, methods=["POST"]),
+            Route("/_sandbox/limits", self.limits, methods=["GET", "POST"]),
+            Route("/_sandbox/faults", self.faults_endpoint, methods=["GET", "POST", "DELETE"]),
+        ]
+
+
+def accounting_routes(sandbox: Any) -> list[BaseRoute]:
+    """Routes for ``create_app``; also hangs the API on ``sandbox.accounting`` and registers
+    its reset and state hooks on the sandbox."""
+    api = AccountingApi(sandbox)
+    sandbox.accounting = api
+    hooks = getattr(sandbox, "reset_hooks", None)
+    if isinstance(hooks, list):
+        hooks.append(api.reset)
+    extra = getattr(sandbox, "extra_state", None)
+    if isinstance(extra, list):
+        extra.append(api.state)
+    return api.routes()
+
+
+def _time_scale(sandbox: Any) -> float:
+    scale = getattr(sandbox, "time_scale", None)
+    return float(scale) if isinstance(scale, int | float) and scale > 0 else 1.0
+
+
+def _normal_id(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def _not_found() -> StoredAnswer:
+    body = wire.problem(404, "Not Found", "The resource you're looking for cannot be found")
+    return StoredAnswer(404, wire.dumps(body), JSON)
+
+
+def _error_answer(
+    message: str, *, error_type: str = "ValidationException", number: int = 10
+) -> StoredAnswer:
+    body = {"ErrorNumber": number, "Type": error_type, "Message": message}
+    return StoredAnswer(400, wire.dumps(body), JSON)
+
+
+def _where(expression: str, kind: DocKind, filters: dict[str, set[str]]) -> None:
+    """The slice of Xero's ``where`` language the client uses: ``Field=="v"`` joined by OR."""
+    fields = {kind.number_field: "numbers", kind.id_field: "ids", "Status": "statuses"}
+    for clause in re.split(r"\s+OR\s+", expression):
+        match = _CLAUSE.match(clause)
+        if not match or match.group(1) not in fields:
+            raise ValueError(f"unsupported where clause: {clause.strip()[:80]}")
+        value = match.group(2) if match.group(2) is not None else match.group(3)
+        if match.group(3) is not None:
+            value = re.sub(r"\\(.)", r"\1", value)
+        target = fields[match.group(1)]
+        filters.setdefault(target, set()).add(
+            _normal_id(value) if target == "ids" else value
+        )
