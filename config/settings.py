@@ -44,6 +44,19 @@ class Settings(BaseSettings):
     token_refresh_margin_seconds: float = 300
     http_timeout_seconds: float = 30
 
+    # Bill sync: batches, paging, retries, and Xero's per-tenant limits (a scaled "minute" in
+    # tests and benchmarks: xero_minute_seconds=3 makes 60 calls a minute mean 60 per 3 s).
+    sync_batch_size: int = Field(default=50, ge=1, le=50)
+    sync_page_size: int = Field(default=200, ge=1, le=200)
+    sync_max_attempts: int = Field(default=6, ge=1)
+    sync_retry_base_seconds: float = Field(default=0.5, ge=0)
+    sync_retry_max_seconds: float = Field(default=60, ge=0)
+    auto_disable_after_failed_runs: int = Field(default=3, ge=1)
+    xero_tenant_concurrency: int = Field(default=5, ge=1)
+    xero_tenant_calls_per_minute: int = Field(default=60, ge=1)
+    xero_minute_seconds: float = Field(default=60, gt=0)
+    xero_use_prefect_limits: bool = True
+
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_sender: str = "billsync@localhost"

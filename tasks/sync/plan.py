@@ -1,0 +1,131 @@
+"""Decide, for one page of bills, what goes to Xero and what is recorded as skipped (pure).
+
+The ledger snapshot makes a nothing-changed rerun free: a bill already COMPLETE at its version,
+or skipped at its version for the same reason, produces no work and no write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from config.integration import IntegrationConfig
+from store.ledger import Fate, LedgerEntry, Outcome
+from tasks.m3ter.models import Account, Bill, ExternalMapping
+from tasks.mapping import map_bill
+
+Kind = Literal["invoice", "credit_note"]
+NUMBER_FIELD = {"invoice": "InvoiceNumber", "credit_note": "CreditNoteNumber"}
+
+
+@dataclass(frozen=True)
+class Send:
+    """One bill's document on its way to Xero."""
+
+    bill_id: str
+    bill_version: int
+    account_id: str | None
+    kind: Kind
+    document: dict[str, Any]
+    total: Any = None
+    xero_id: str | None = None  # set: update this document in place
+    lookup_first: bool = False  # an earlier attempt ended unknown: find it by number first
+    started_version: int | None = None  # the version that earlier attempt carried
+
+    @property
+    def number(self) -> str:
+        return str(self.document[NUMBER_FIELD[self.kind]])
+
+
+@dataclass
+class PagePlan:
+    sends: list[Send] = field(default_factory=list)
+    fates: list[Fate] = field(default_factory=list)
+    unchanged: int = 0
+
+
+def _version(bill: Bill) -> int:
+    return int(bill.version or 0)
+
+
+def _same_skip(entry: LedgerEntry | None, version: int, outcome: Outcome, reason: str) -> bool:
+    return (
+        entry is not None
+        and entry.bill_version == version
+        and entry.outcome is outcome
+        and (entry.reason or "") == reason
+    )
+
+
+def plan_page(
+    config: IntegrationConfig,
+    integration_id: str,
+    bills: Iterable[Bill],
+    accounts: Mapping[str, Account],
+    mappings: Sequence[ExternalMapping],
+    ledger: Mapping[str, LedgerEntry],
+) -> PagePlan:
+    """``accounts`` holds the integration's allowed accounts only; others are skipped."""
+    plan = PagePlan()
+    for bill in bills:
+        version = _version(bill)
+        entry = ledger.get(bill.id)
+        if (
+            entry is not None
+            and entry.outcome is Outcome.COMPLETE
+            and (entry.sent_version is not None and entry.sent_version >= version)
+        ):
+            plan.unchanged += 1
+            continue
+        account = accounts.get(bill.account_id or "")
+        if account is None:
+            reason = f"account {bill.account_id} is excluded by the integration"
+            if _same_skip(entry, version, Outcome.SKIPPED, reason):
+                plan.unchanged += 1
+            else:
+                plan.fates.append(
+                    Fate(
+                        bill.id, version, Outcome.SKIPPED, account_id=bill.account_id, reason=reason
+                    )
+                )
+            continue
+        result = map_bill(config, integration_id, bill, account, mappings)
+        if not result.mapped:
+            outcome = Outcome(result.outcome.value)
+            if _same_skip(entry, version, outcome, result.reason):
+                plan.unchanged += 1
+            else:
+                plan.fates.append(
+                    Fate(
+                        bill.id, version, outcome, account_id=bill.account_id, reason=result.reason
+                    )
+                )
+            continue
+        kind: Kind = result.kind or "invoice"
+        same_kind = entry is not None and entry.document_type == kind
+        plan.sends.append(
+            Send(
+                bill_id=bill.id,
+                bill_version=version,
+                account_id=bill.account_id,
+                kind=kind,
+                document=result.document or {},
+                total=result.total,
+                xero_id=entry.xero_id if same_kind and entry else None,
+                lookup_first=bool(entry and not entry.xero_id and entry.attempts > 0),
+                started_version=entry.bill_version if entry else None,
+            )
+        )
+    return plan
+
+
+def idempotency_key(integration_id: str, sends: Sequence[Send], operation: str) -> str:
+    """Same integration, bills, versions and operation → the same key (≤ 128 chars).
+
+    A retried batch replays Xero's first answer instead of creating documents twice.
+    """
+    parts = sorted(f"{s.bill_id}:{s.bill_version}" for s in sends)
+    digest = hashlib.sha256("|".join([operation, *parts]).encode()).hexdigest()[:40]
+    return f"{integration_id}:{operation}:{digest}"
