@@ -79,6 +79,8 @@ def error_for(response: httpx.Response, what: str) -> Exception:
 class M3terClient:
     """Reads bills, accounts and external mappings of one m3ter organisation.
 
+    Holds one token and one connection pool; not thread-safe: one client per thread or task.
+
     Args:
         base_url: e.g. ``https://api.m3ter.com`` or a sandbox's URL.
         org_id: the organisation whose data is read.
