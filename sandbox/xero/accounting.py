@@ -16,7 +16,7 @@ from dataclasses import asdict
 from datetime import date
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
@@ -128,16 +128,18 @@ class AccountingApi:
                 status = int(fault.kind)
                 title = "Internal Server Error" if status == 500 else "Service Unavailable"
                 return _json(wire.problem(status, title, "sandbox fault"), status, headers)
-            self.limiter.answering(tenant_id, admission.at)
+            self.limiter.answering(tenant_id, admission)
             try:
                 answer = await self._idempotent(request, tenant_id, app_id, kind)
+            except ClientDisconnect:
+                return Response(status_code=499)  # nobody is listening any more
             finally:
-                self.limiter.answered(tenant_id)
+                self.limiter.answered(tenant_id, admission)
             if fault.kind == "drop_after_store":
                 return _DroppingResponse(answer.body, headers=headers, media_type=JSON)
             return Response(answer.body, answer.status, headers=headers, media_type=JSON)
         finally:
-            self.limiter.release(tenant_id)
+            self.limiter.release(tenant_id, admission)
 
     def _authorise(self, request: Request) -> tuple[str, str] | Response:
         from sandbox.xero.state import InvalidToken

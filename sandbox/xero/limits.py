@@ -66,6 +66,7 @@ class Admission:
     problem: str | None = None
     retry_after: float | None = None
     at: float = 0.0
+    epoch: int = 0
 
 
 class RateLimiter:
@@ -80,7 +81,9 @@ class RateLimiter:
         self.reset()
 
     def reset(self) -> None:
+        """Forget every count. Calls admitted before the reset are ignored when they finish."""
         with self._lock:
+            self._epoch = getattr(self, "_epoch", 0) + 1
             self._started = self._clock()
             self._minute: dict[str, deque[float]] = defaultdict(deque)
             self._day: dict[str, deque[float]] = defaultdict(deque)
@@ -149,26 +152,30 @@ class RateLimiter:
                 "X-AppMinLimit-Remaining": str(max(0, cfg.app_per_minute - len(alog))),
             }
             if refusal is None:
-                return Admission(True, headers, at=now)
+                return Admission(True, headers, at=now, epoch=self._epoch)
             problem, wait = refusal
             retry_after = self._retry_after(wait)
             headers["Retry-After"] = _seconds(retry_after)
             headers["X-Rate-Limit-Problem"] = problem
-            return Admission(False, headers, problem, retry_after, at=now)
+            return Admission(False, headers, problem, retry_after, now, self._epoch)
 
-    def release(self, tenant_id: str) -> None:
+    def release(self, tenant_id: str, admission: Admission) -> None:
         with self._lock:
+            if admission.epoch != self._epoch:
+                return
             self._in_flight[tenant_id] = max(0, self._in_flight[tenant_id] - 1)
 
     # ----- the independent audit of answered calls -------------------------------------------
-    def answering(self, tenant_id: str, admitted_at: float) -> None:
+    def answering(self, tenant_id: str, admission: Admission) -> None:
         """An admitted call is about to be answered (not 429ed): audit it against the limits.
 
         Kept apart from the admission logs: answered calls, by admission time, sorted; any
         ``per_minute + 1`` of them closer together than a window is a breach.
         """
         with self._lock:
-            cfg = self.config
+            if admission.epoch != self._epoch:
+                return
+            cfg, admitted_at = self.config, admission.at
             minute, _ = self._windows()
             log = self._answered[tenant_id]
             while log and log[0] < admitted_at - 2 * minute:
@@ -186,8 +193,10 @@ class RateLimiter:
             if crowded or self._answering[tenant_id] > cfg.concurrent:
                 self.answered_while_limited += 1
 
-    def answered(self, tenant_id: str) -> None:
+    def answered(self, tenant_id: str, admission: Admission) -> None:
         with self._lock:
+            if admission.epoch != self._epoch:
+                return
             self._answering[tenant_id] = max(0, self._answering[tenant_id] - 1)
 
     def snapshot(self) -> dict[str, Any]:
