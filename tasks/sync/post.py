@@ -1,0 +1,346 @@
+"""Post planned documents to one Xero tenant: exactly once, in batches, with observable retries.
+
+For each batch the ledger first says STARTED (with the Idempotency-Key), then the call goes out
+inside the tenant's Prefect limits, retried on transient errors (Retry-After honoured, each
+attempt logged). A retry of the same batch carries the same key, so Xero replays its first
+answer. A bill whose earlier attempt ended unknown is looked up by number before it is posted
+again; a create that Xero refuses because the number exists is looked up and updated instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from config.errors import (
+    AuthError,
+    PermanentError,
+    RateLimitError,
+    TransientError,
+)
+from config.settings import Settings
+from store.ledger import Fate, Ledger, Outcome
+from tasks.sync.limits import xero_call_slot
+from tasks.sync.plan import Send, idempotency_key
+from tasks.xero.invoices import InvoiceResult, XeroAccountingClient
+from tasks.xero.retries import with_retries
+
+DUPLICATE_MARKER = "must be unique"
+
+
+class DailyLimitReached(TransientError):
+    """Xero's daily limit for the tenant is spent: the rest waits for the next run."""
+
+
+@dataclass
+class PostReport:
+    """What happened to the documents one poster handled."""
+
+    created: int = 0
+    updated: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # bill, outcome, reason
+    calls: int = 0
+
+    def add(self, fate: Fate, *, update: bool) -> None:
+        self.outcomes[fate.outcome.value] += 1
+        if fate.outcome is Outcome.COMPLETE:
+            if update:
+                self.updated += 1
+            else:
+                self.created += 1
+        else:
+            self.failures.append((fate.bill_id, fate.outcome.value, fate.reason or ""))
+
+    def merge(self, other: PostReport) -> None:
+        self.created += other.created
+        self.updated += other.updated
+        self.outcomes.update(other.outcomes)
+        self.failures.extend(other.failures)
+        self.calls += other.calls
+
+
+def _refused_outcome(result: InvoiceResult) -> Outcome:
+    reason = (result.not_editable_reason or "").lower()
+    if "lock date" in reason:
+        return Outcome.ACCOUNTING_PERIOD_CLOSED
+    if reason:
+        return Outcome.INVOICE_ALREADY_PAID
+    return Outcome.ERROR
+
+
+class TenantPoster:
+    """Sends documents of one integration to one tenant and records every bill's fate."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        client: XeroAccountingClient,
+        ledger: Ledger,
+        integration_id: str,
+        tenant_id: str,
+        run_id: str | None = None,
+        log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.ledger = ledger
+        self.integration_id = integration_id
+        self.tenant_id = tenant_id
+        self.run_id = run_id
+        self.log = log or logging.getLogger(__name__)
+        self.sleep = sleep
+        self.batch_number = 0
+
+    # -- public ------------------------------------------------------------------------------
+    def post(self, sends: Sequence[Send]) -> PostReport:
+        """Send ``sends`` (any mix of kinds, creates and updates); raise only AuthError and
+        DailyLimitReached, after recording every bill of the call that met them."""
+        report = PostReport()
+        ready = self._resolve_unknown(list(sends), report)
+        for kind in ("invoice", "credit_note"):
+            for update in (False, True):
+                group = [s for s in ready if s.kind == kind and bool(s.xero_id) == update]
+                size = self.settings.sync_batch_size
+                for start in range(0, len(group), size):
+                    self._post_batch(group[start : start + size], update, report)
+        return report
+
+    def record_deferred(self, sends: Sequence[Send], outcome: Outcome, reason: str) -> None:
+        """Record bills that were not attempted (daily limit, auth failure earlier in the run)."""
+        self.ledger.record(
+            self.integration_id,
+            [self._fate(s, outcome, reason=reason) for s in sends],
+            sync_run_id=self.run_id,
+        )
+
+    # -- steps -------------------------------------------------------------------------------
+    def _resolve_unknown(self, sends: list[Send], report: PostReport) -> list[Send]:
+        """Find documents whose earlier attempt ended unknown; record or update them."""
+        unknown = [s for s in sends if s.lookup_first and not s.xero_id]
+        if not unknown:
+            return sends
+        found = self._lookup(unknown, report)
+        done: list[Fate] = []
+        resolved: dict[str, Send] = {}
+        for send in unknown:
+            doc = found.get(send.number)
+            if doc is None:
+                continue
+            xero_id = self._doc_id(send, doc)
+            if send.started_version == send.bill_version:
+                fate = self._fate(send, Outcome.COMPLETE, xero_id=xero_id)
+                done.append(fate)
+                report.add(fate, update=False)
+            else:
+                resolved[send.bill_id] = replace(send, xero_id=xero_id, lookup_first=False)
+        if done:
+            self.log.info(
+                "found %d document(s) of earlier unknown attempts in Xero: recorded, not re-sent",
+                len(done),
+            )
+            self.ledger.record(self.integration_id, done, sync_run_id=self.run_id)
+        finished = {f.bill_id for f in done}
+        return [resolved.get(s.bill_id, s) for s in sends if s.bill_id not in finished]
+
+    def _lookup(self, sends: Sequence[Send], report: PostReport) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for kind in ("invoice", "credit_note"):
+            numbers = [s.number for s in sends if s.kind == kind]
+            if not numbers:
+                continue
+            finder = (
+                self.client.find_invoices_by_number
+                if kind == "invoice"
+                else self.client.find_credit_notes_by_number
+            )
+            found.update(self._call(lambda f=finder, n=numbers: f(n), f"look up {kind}s", report))
+        return found
+
+    def _post_batch(self, batch: list[Send], update: bool, report: PostReport) -> None:
+        if not batch:
+            return
+        self.batch_number += 1
+        kind = batch[0].kind
+        operation = f"{'update' if update else 'create'}-{kind}"
+        key = idempotency_key(self.integration_id, batch, operation)
+        verb = "update" if update else "create"
+        label = f"batch {self.batch_number} ({len(batch)} {kind}s to {verb})"
+        self.ledger.record(
+            self.integration_id,
+            [self._fate(s, Outcome.STARTED, idempotency_key=key, attempt=True) for s in batch],
+            sync_run_id=self.run_id,
+        )
+        documents = [self._document(s) for s in batch]
+        poster = self.client.post_invoices if kind == "invoice" else self.client.post_credit_notes
+        try:
+            results = self._call(
+                lambda: poster(documents, idempotency_key=key, update=update), label, report
+            )
+        except AuthError as exc:
+            self._record_all(batch, Outcome.AUTH_FAILED, str(exc), report, update)
+            raise
+        except DailyLimitReached as exc:
+            self._record_all(batch, Outcome.RATE_LIMIT_RETRY, str(exc), report, update)
+            raise
+        except RateLimitError as exc:
+            self._record_all(batch, Outcome.RATE_LIMIT_RETRY, str(exc), report, update)
+            return
+        except TransientError as exc:
+            reason = f"outcome unknown after {self.settings.sync_max_attempts} attempts: {exc}"
+            self._record_all(batch, Outcome.ERROR, reason, report, update)
+            return
+        except PermanentError as exc:
+            self._record_all(batch, Outcome.ERROR, str(exc), report, update)
+            return
+        self._record_results(batch, results, update, report, label)
+
+    def _record_results(
+        self,
+        batch: list[Send],
+        results: list[InvoiceResult],
+        update: bool,
+        report: PostReport,
+        label: str,
+    ) -> None:
+        by_number = {r.invoice_number: r for r in results if r.invoice_number}
+        fates: list[Fate] = []
+        duplicates: list[Send] = []
+        for index, send in enumerate(batch):
+            result = by_number.get(send.number) or (
+                results[index] if index < len(results) else None
+            )
+            if result is None:
+                fate = self._fate(send, Outcome.ERROR, reason="Xero's answer omitted this bill")
+            elif result.ok:
+                fate = self._fate(send, Outcome.COMPLETE, xero_id=result.invoice_id)
+            elif not update and any(DUPLICATE_MARKER in m for m in result.errors):
+                duplicates.append(send)
+                continue
+            else:
+                fate = self._fate(send, _refused_outcome(result), reason="; ".join(result.errors))
+            fates.append(fate)
+            report.add(fate, update=update)
+        self.ledger.record(self.integration_id, fates, sync_run_id=self.run_id)
+        complete = sum(1 for f in fates if f.outcome is Outcome.COMPLETE)
+        self.log.info(
+            "%s: %d complete, %d refused%s",
+            label,
+            complete,
+            len(fates) - complete,
+            f", {len(duplicates)} already in Xero" if duplicates else "",
+        )
+        if duplicates:
+            found = self._lookup(duplicates, report)
+            retry = [
+                replace(s, xero_id=self._doc_id(s, found[s.number]))
+                for s in duplicates
+                if s.number in found
+            ]
+            missing = [s for s in duplicates if s.number not in found]
+            if missing:
+                self._record_all(
+                    missing,
+                    Outcome.ERROR,
+                    "Xero says the number exists but it cannot be found",
+                    report,
+                    update,
+                )
+            size = self.settings.sync_batch_size
+            for start in range(0, len(retry), size):
+                self._post_batch(retry[start : start + size], True, report)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _call(self, fn: Callable[[], Any], label: str, report: PostReport) -> Any:
+        def attempt() -> Any:
+            report.calls += 1
+            with xero_call_slot(self.settings, self.tenant_id):
+                try:
+                    return fn()
+                except RateLimitError as exc:
+                    if (exc.problem or "").lower().startswith("day"):
+                        raise DailyLimitReached(
+                            f"Xero's daily limit for tenant {self.tenant_id} is spent",
+                            retry_after=exc.retry_after,
+                        ) from exc
+                    raise
+
+        def on_retry(number: int, error: TransientError, delay: float) -> None:
+            self.log.warning(
+                "%s: attempt %d of %d failed (%s); retrying in %.2f s",
+                label,
+                number,
+                self.settings.sync_max_attempts,
+                error,
+                delay,
+            )
+
+        def guarded() -> Any:
+            try:
+                return attempt()
+            except DailyLimitReached as exc:
+                raise _NoRetry(exc) from exc
+
+        try:
+            return with_retries(
+                guarded,
+                max_attempts=self.settings.sync_max_attempts,
+                base_delay=self.settings.sync_retry_base_seconds,
+                max_delay=self.settings.sync_retry_max_seconds,
+                sleep=self.sleep,
+                on_retry=on_retry,
+            )
+        except _NoRetry as stop:
+            raise stop.error from None
+
+    def _record_all(
+        self,
+        sends: Sequence[Send],
+        outcome: Outcome,
+        reason: str,
+        report: PostReport,
+        update: bool,
+    ) -> None:
+        fates = [self._fate(s, outcome, reason=reason) for s in sends]
+        for fate in fates:
+            report.add(fate, update=update)
+        self.ledger.record(self.integration_id, fates, sync_run_id=self.run_id)
+        self.log.error("%d bill(s) %s: %s", len(fates), outcome.value, reason)
+
+    def _fate(self, send: Send, outcome: Outcome, **extra: Any) -> Fate:
+        return Fate(
+            bill_id=send.bill_id,
+            bill_version=send.bill_version,
+            outcome=outcome,
+            account_id=send.account_id,
+            document_type=send.kind,
+            invoice_number=send.number,
+            xero_id=extra.pop("xero_id", None) or send.xero_id,
+            tenant_id=self.tenant_id,
+            **extra,
+        )
+
+    @staticmethod
+    def _document(send: Send) -> dict[str, Any]:
+        if not send.xero_id:
+            return send.document
+        id_field = "InvoiceID" if send.kind == "invoice" else "CreditNoteID"
+        return {**send.document, id_field: send.xero_id}
+
+    @staticmethod
+    def _doc_id(send: Send, doc: dict[str, Any]) -> str | None:
+        return doc.get("InvoiceID" if send.kind == "invoice" else "CreditNoteID")
+
+
+class _NoRetry(Exception):
+    """Carries an error past ``with_retries`` (which retries every TransientError)."""
+
+    def __init__(self, error: TransientError) -> None:
+        super().__init__(str(error))
+        self.error = error
