@@ -112,14 +112,6 @@ class TenantPoster:
                     self._post_batch(group[start : start + size], update, report)
         return report
 
-    def record_deferred(self, sends: Sequence[Send], outcome: Outcome, reason: str) -> None:
-        """Record bills that were not attempted (daily limit, auth failure earlier in the run)."""
-        self.ledger.record(
-            self.integration_id,
-            [self._fate(s, outcome, reason=reason) for s in sends],
-            sync_run_id=self.run_id,
-        )
-
     # -- steps -------------------------------------------------------------------------------
     def _resolve_unknown(self, sends: list[Send], report: PostReport) -> list[Send]:
         """Find documents whose earlier attempt ended unknown; record or update them."""
@@ -314,17 +306,7 @@ class TenantPoster:
         self.log.error("%d bill(s) %s: %s", len(fates), outcome.value, reason)
 
     def _fate(self, send: Send, outcome: Outcome, **extra: Any) -> Fate:
-        return Fate(
-            bill_id=send.bill_id,
-            bill_version=send.bill_version,
-            outcome=outcome,
-            account_id=send.account_id,
-            document_type=send.kind,
-            invoice_number=send.number,
-            xero_id=extra.pop("xero_id", None) or send.xero_id,
-            tenant_id=self.tenant_id,
-            **extra,
-        )
+        return fate_for(send, self.tenant_id, outcome, **extra)
 
     @staticmethod
     def _document(send: Send) -> dict[str, Any]:
@@ -336,6 +318,21 @@ class TenantPoster:
     @staticmethod
     def _doc_id(send: Send, doc: dict[str, Any]) -> str | None:
         return doc.get("InvoiceID" if send.kind == "invoice" else "CreditNoteID")
+
+
+def fate_for(send: Send, tenant_id: str, outcome: Outcome, **extra: Any) -> Fate:
+    """The ledger's record of ``send`` ending in ``outcome``."""
+    return Fate(
+        bill_id=send.bill_id,
+        bill_version=send.bill_version,
+        outcome=outcome,
+        account_id=send.account_id,
+        document_type=send.kind,
+        invoice_number=send.number,
+        xero_id=extra.pop("xero_id", None) or send.xero_id,
+        tenant_id=tenant_id,
+        **extra,
+    )
 
 
 class _NoRetry(Exception):

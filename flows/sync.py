@@ -1,0 +1,387 @@
+"""Bill sync flows: ``sync_bills`` (scheduled and on demand) and ``rerun_failed_syncs``.
+
+Work is split so the Prefect server is not swamped (a task run costs ~14 ms): one subflow per
+integration (``sync <name>``), and inside it one task per page of bills (the account fan-out:
+each page's bills are checked against the integration's accounts, filter and mappings) and one
+task per page's posting to the tenant, which sends batches of up to 50. Bills stream page by
+page; only the integration's allowed accounts, its mappings and its ledger snapshot are held.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.states import Completed, Failed
+
+from config.errors import AuthError, BillSyncError, NotFound
+from config.integration import IntegrationStatus, parsed_filter
+from config.settings import Settings, get_settings
+from store.factory import credential_store, database, integration_store
+from store.integrations import IntegrationView
+from store.ledger import RETRYABLE, Fate, Ledger, LedgerEntry, Outcome
+from tasks.m3ter.client import M3terClient
+from tasks.m3ter.models import Account, Bill, ExternalMapping
+from tasks.notifications import notify_disabled
+from tasks.sync.limits import ensure_tenant_limits
+from tasks.sync.plan import PagePlan, Send, plan_page
+from tasks.sync.post import DailyLimitReached, PostReport, TenantPoster, fate_for
+from tasks.xero.credentials import token_provider
+from tasks.xero.invoices import XeroAccountingClient
+
+
+@dataclass
+class IntegrationReport:
+    """One integration's run, as the summary table shows it."""
+
+    integration: str
+    integration_id: str
+    sent: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    would_send: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    failed: int = 0
+    failures: list[tuple[str, str, str]] = field(default_factory=list)
+    xero_calls: int = 0
+    error: str | None = None
+    disabled: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "integration": self.integration,
+            "sent": self.sent,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "would send (dry run)": self.would_send,
+            "skipped": ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items())) or "0",
+            "failed": self.failed,
+            "xero calls": self.xero_calls,
+            "note": self.disabled or self.error or "",
+        }
+
+    def add_post(self, report: PostReport) -> None:
+        self.sent += report.created
+        self.updated += report.updated
+        self.xero_calls += report.calls
+        self.failures.extend(report.failures)
+        self.failed += len(report.failures)
+
+    def add_fates(self, fates: Iterable[Fate]) -> None:
+        for fate in fates:
+            if fate.outcome is Outcome.MISSING_ACCOUNT_MAPPING:
+                self.failed += 1
+                self.failures.append((fate.bill_id, fate.outcome.value, fate.reason or ""))
+            else:
+                self.skipped[fate.reason or fate.outcome.value] += 1
+
+
+def _run_id() -> str | None:
+    context = FlowRunContext.get()
+    return str(context.flow_run.id) if context and context.flow_run else None
+
+
+# -- tasks -----------------------------------------------------------------------------------
+@task(name="load accounts", cache_policy=NO_CACHE, persist_result=False)
+def load_accounts(integration: IntegrationView) -> dict[str, Account]:
+    """The integration's allowed accounts: allowed list (empty = all), minus restricted, filter."""
+    config = integration.config
+    account_filter = parsed_filter(config)
+    restricted = set(config.restricted_account_ids)
+    ids = config.account_ids or None
+    with M3terClient.from_settings(get_settings()) as m3ter:
+        accounts = {
+            a.id: a
+            for a in m3ter.iter_accounts(ids=ids)
+            if a.id not in restricted and (account_filter is None or account_filter.matches(a))
+        }
+    get_run_logger().info("%d account(s) allowed for %s", len(accounts), integration.name)
+    return accounts
+
+
+@task(name="load external mappings", cache_policy=NO_CACHE, persist_result=False)
+def load_mappings(integration: IntegrationView) -> list[ExternalMapping]:
+    if not integration.config.use_external_mapping_account_code:
+        return []
+    with M3terClient.from_settings(get_settings()) as m3ter:
+        mappings = m3ter.list_external_mappings(
+            integration_config_id=(
+                integration.id if integration.config.enforce_external_mappings_for_config else None
+            )
+        )
+    get_run_logger().info("%d Account → Xero Contact mapping(s)", len(mappings))
+    return mappings
+
+
+@task(name="prepare bills", cache_policy=NO_CACHE, persist_result=False)
+def prepare_page(
+    integration: IntegrationView,
+    bills: list[Bill],
+    accounts: dict[str, Account],
+    mappings: list[ExternalMapping],
+    ledger: dict[str, LedgerEntry],
+    dry_run: bool,
+) -> PagePlan:
+    """Filter and map one page of bills; record skips (unless a dry run)."""
+    plan = plan_page(integration.config, integration.id, bills, accounts, mappings, ledger)
+    if plan.fates and not dry_run:
+        Ledger(database(get_settings())).record(integration.id, plan.fates, sync_run_id=_run_id())
+    get_run_logger().info(
+        "%d bill(s) of %d account(s): %d to send, %d recorded as skipped, %d unchanged",
+        len(bills),
+        len({b.account_id for b in bills}),
+        len(plan.sends),
+        len(plan.fates),
+        plan.unchanged,
+    )
+    return plan
+
+
+@task(name="post to Xero", cache_policy=NO_CACHE, persist_result=False)
+def post_sends(integration: IntegrationView, tenant_id: str, sends: list[Send]) -> PostReport:
+    """Post one page's documents to the tenant in batches of up to 50."""
+    settings = get_settings()
+    provider = token_provider(settings)
+    with XeroAccountingClient(
+        settings.xero_api_url,
+        tenant_id,
+        provider.getter(integration.credential_id or ""),
+        timeout=settings.http_timeout_seconds,
+    ) as client:
+        poster = TenantPoster(
+            settings=settings,
+            client=client,
+            ledger=Ledger(database(settings)),
+            integration_id=integration.id,
+            tenant_id=tenant_id,
+            run_id=_run_id(),
+            log=get_run_logger(),
+        )
+        return poster.post(sends)
+
+
+def _defer(
+    integration: IntegrationView, tenant_id: str, sends: list[Send], outcome: Outcome, reason: str
+) -> PostReport:
+    """Record bills not attempted this run (after a daily limit or an auth failure)."""
+    fates = [fate_for(send, tenant_id, outcome, reason=reason) for send in sends]
+    Ledger(database(get_settings())).record(integration.id, fates, sync_run_id=_run_id())
+    report = PostReport()
+    for fate in fates:
+        report.add(fate, update=False)
+    return report
+
+
+# -- the integration subflow ------------------------------------------------------------------
+def _bill_pages(
+    settings: Settings, since: dt.date | None, bill_ids: list[str] | None
+) -> Iterator[list[Bill]]:
+    with M3terClient.from_settings(settings) as m3ter:
+        if bill_ids is None:
+            yield from m3ter.iter_bill_pages(
+                bill_date_start=since, page_size=settings.sync_page_size
+            )
+            return
+        page: list[Bill] = []
+        for bill_id in bill_ids:
+            try:
+                page.append(m3ter.get_bill(bill_id))
+            except NotFound:
+                continue
+            if len(page) >= settings.sync_page_size:
+                yield page
+                page = []
+        if page:
+            yield page
+
+
+def _disable(integration: IntegrationView, reason: str) -> str:
+    settings = get_settings()
+    integration_store(settings).disable(integration.id, reason)
+    logger = get_run_logger()
+    logger.error("integration %r disabled: %s", integration.name, reason)
+    try:
+        notify_disabled(settings, integration.config.notification_users, integration.name, reason)
+    except BillSyncError as exc:
+        logger.error("could not e-mail the notification users: %s", exc)
+    return f"disabled: {reason}"
+
+
+@flow(name="sync_integration", flow_run_name="sync {integration_name}")
+def sync_integration(
+    integration_id: str,
+    integration_name: str,
+    since: dt.date | None = None,
+    dry_run: bool = False,
+    bill_ids: list[str] | None = None,
+) -> dict[str, Any]:
+    """Sync one integration's bills (or only ``bill_ids``) to its Xero tenant."""
+    logger = get_run_logger()
+    settings = get_settings()
+    integration = integration_store(settings).get(integration_id)
+    report = IntegrationReport(integration.name, integration.id)
+    credential = credential_store(settings).get(integration.credential_id or "")
+    tenant_id = credential.tenant_id or ""
+    if not dry_run:
+        ensure_tenant_limits(settings, tenant_id)
+    accounts = load_accounts(integration)
+    mappings = load_mappings(integration)
+    ledger = Ledger(database(settings)).snapshot(integration.id)
+    stop: tuple[Outcome, str] | None = None
+    auth_failed: str | None = None
+    for number, bills in enumerate(_bill_pages(settings, since, bill_ids), start=1):
+        plan = prepare_page.with_options(
+            task_run_name=f"prepare page {number} ({len(bills)} bills)"
+        )(integration, bills, accounts, mappings, ledger, dry_run)
+        report.unchanged += plan.unchanged
+        report.add_fates(plan.fates)
+        if not plan.sends:
+            continue
+        if dry_run:
+            report.would_send += len(plan.sends)
+            continue
+        if stop is not None:
+            report.add_post(_defer(integration, tenant_id, plan.sends, *stop))
+            continue
+        try:
+            posted = post_sends.with_options(
+                task_run_name=f"post page {number} ({len(plan.sends)} documents) to {tenant_id}"
+            )(integration, tenant_id, plan.sends)
+            report.add_post(posted)
+        except DailyLimitReached as exc:
+            stop = (Outcome.RATE_LIMIT_RETRY, f"deferred to the next run: {exc}")
+            logger.warning("%s; the remaining bills wait for the next run", exc)
+            report.failed += 1
+        except AuthError as exc:
+            auth_failed = str(exc)
+            stop = (Outcome.AUTH_FAILED, f"not sent: {exc}")
+            report.failed += 1
+    if auth_failed is not None:
+        report.disabled = _disable(integration, f"Xero refused the credential: {auth_failed}")
+    elif not dry_run:
+        failing = report.failed > 0
+        count = integration_store(settings).record_run(integration.id, failed=failing)
+        if failing and count >= settings.auto_disable_after_failed_runs:
+            report.disabled = _disable(
+                integration, f"{count} failing sync runs in a row (last: {report.failed} bill(s))"
+            )
+    logger.info(
+        "%s: sent %d, updated %d, unchanged %d, skipped %d, failed %d",
+        integration.name,
+        report.sent,
+        report.updated,
+        report.unchanged,
+        sum(report.skipped.values()),
+        report.failed,
+    )
+    return {"row": report.row(), "failures": report.failures[:200], "failed": report.failed}
+
+
+# -- entry points ----------------------------------------------------------------------------
+def _targets(names: list[str] | None) -> list[IntegrationView]:
+    views = integration_store(get_settings()).list()
+    if names:
+        wanted = set(names)
+        unknown = wanted - {v.name for v in views} - {v.id for v in views}
+        if unknown:
+            raise NotFound(f"no integration(s) named {', '.join(sorted(unknown))}")
+        views = [v for v in views if v.name in wanted or v.id in wanted]
+    return [v for v in views if v.status is IntegrationStatus.CONNECTED]
+
+
+def _summarise(results: list[dict[str, Any]], dry_run: bool) -> Any:
+    rows = [r["row"] for r in results]
+    create_table_artifact(
+        table=rows or [{"integration": "(none enabled and connected)"}],
+        key="bill-sync-summary",
+        description="Bill sync: per integration"
+        + (" (dry run: nothing posted)" if dry_run else ""),
+    )
+    failures = [(r["row"]["integration"], *f) for r in results for f in r["failures"]]
+    if failures:
+        lines = [
+            "## Bills that did not reach Xero",
+            "",
+            "| integration | bill | outcome | why |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {i} | `{b}` | {o} | {w.replace('|', '/')[:300]} |" for i, b, o, w in failures]
+        create_markdown_artifact(
+            markdown="\n".join(lines),
+            key="bill-sync-failures",
+            description="Failed bills: rerun with rerun_failed_syncs",
+        )
+    failed = sum(r["failed"] for r in results)
+    summary = {"integrations": rows, "failed": failed}
+    if failed:
+        return Failed(message=f"{failed} bill(s) did not reach Xero", data=summary)
+    return Completed(message="all bills synced", data=summary)
+
+
+def _isolated(view: IntegrationView, **kwargs: Any) -> dict[str, Any]:
+    """Run one integration's subflow; its crash fails that subflow, not the others."""
+    state = sync_integration(view.id, view.name, return_state=True, **kwargs)
+    if state.is_completed():
+        return state.result()
+    settings = get_settings()
+    report = IntegrationReport(view.name, view.id, failed=1, error=str(state.message)[:300])
+    report.failures.append(("-", "ERROR", report.error or "sync failed"))
+    count = integration_store(settings).record_run(view.id, failed=True)
+    if count >= settings.auto_disable_after_failed_runs:
+        report.disabled = _disable(view, f"{count} failing sync runs in a row: {report.error}")
+    return {"row": report.row(), "failures": report.failures, "failed": 1}
+
+
+@flow(name="sync_bills")
+def sync_bills(
+    integrations: list[str] | None = None,
+    since: dt.date | None = None,
+    dry_run: bool = False,
+) -> Any:
+    """Send m3ter bills to Xero for every enabled, connected integration (or those named).
+
+    Args:
+        integrations: names or ids; empty means every enabled, connected integration.
+        since: only bills dated on or after this day.
+        dry_run: show what would be sent; post nothing and record nothing.
+    """
+    results = [_isolated(v, since=since, dry_run=dry_run) for v in _targets(integrations)]
+    return _summarise(results, dry_run)
+
+
+@flow(name="rerun_failed_syncs")
+def rerun_failed_syncs(
+    integration: str | None = None,
+    bills: list[str] | None = None,
+    since: dt.datetime | None = None,
+) -> Any:
+    """Rerun only the failed ledger rows (optionally of one integration, some bills, or since).
+
+    Args:
+        integration: name or id; empty means all.
+        bills: m3ter bill ids; empty means every failed bill.
+        since: only failures recorded at or after this time.
+    """
+    settings = get_settings()
+    targets = _targets([integration] if integration else None)
+    entries = Ledger(database(settings)).entries(
+        integration_ids=[v.id for v in targets],
+        bill_ids=bills,
+        outcomes=RETRYABLE,
+        since=since.timestamp() if since else None,
+    )
+    by_integration: dict[str, list[str]] = {}
+    for entry in entries:
+        by_integration.setdefault(entry.integration_id, []).append(entry.bill_id)
+    get_run_logger().info("%d failed bill(s) to rerun", len(entries))
+    results = [
+        _isolated(v, bill_ids=by_integration[v.id]) for v in targets if v.id in by_integration
+    ]
+    return _summarise(results, dry_run=False)
