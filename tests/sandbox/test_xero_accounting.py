@@ -43,7 +43,9 @@ def sandbox(server: ServerHandle) -> Any:
 @pytest.fixture
 def xero(server: ServerHandle, sandbox: Any) -> Iterator[Xero]:
     with httpx.Client(base_url=server.url) as http:
-        yield Xero(http, sandbox.grant(list(DEFAULT_ORGS)))
+        tokens = sandbox.grant(list(DEFAULT_ORGS))
+        tokens["tenant_ids"] = [sandbox.orgs[name] for name in DEFAULT_ORGS]  # in that order
+        yield Xero(http, tokens)
 
 
 class Xero:
@@ -301,3 +303,12 @@ def test_lookups_control_endpoints_state_and_reset(xero: Xero, sandbox: Any) -> 
     sandbox.reset()
     state = xero.state()
     assert state["documents"] == {} and state["calls"] == {} and state["lock_dates"] == {}
+
+
+def test_time_scale_is_set_at_creation_and_survives_reset() -> None:
+    sandbox = create_app(time_scale=0.05).state.sandbox
+    limiter = sandbox.accounting.limiter
+    assert limiter.config.time_scale == 0.05
+    limiter.configure({"time_scale": 1, "enabled": False})
+    sandbox.reset()
+    assert (limiter.config.time_scale, limiter.config.enabled) == (0.05, True)
