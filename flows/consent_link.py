@@ -66,3 +66,11 @@ def _link_artifact(flow_run_id: str) -> str | None:
         if data.startswith(prefix) and data.endswith(")"):
             return data[len(prefix) : -1]
     return None
+
+
+def unattended(url: str, organisations: str) -> str:
+    """The consent link with the sandbox's ``sandbox_consent`` (consent without a person)."""
+    from urllib.parse import urlencode
+
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}{urlencode({'sandbox_consent': organisations})}"

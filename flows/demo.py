@@ -62,7 +62,7 @@ def main() -> int:
     callback = run_in_thread(create_callback_app())
     _configure(xero.url, callback.url)
 
-    from flows.consent_link import wait_for_consent_link
+    from flows.consent_link import unattended, wait_for_consent_link
     from flows.credentials import list_credentials, provision_xero_credential
 
     print("m3ter → Xero, offline: the sandboxes run on loopback")
@@ -80,7 +80,7 @@ def main() -> int:
     print(f"   flow run {link.flow_run_id} shows the link 'Go to Xero'")
     org = DEFAULT_ORGS[0]
     print(f"   consenting unattended as a person choosing {org!r}")
-    answer = httpx.get(link.url, params={"sandbox_consent": org}, follow_redirects=True, timeout=60)
+    answer = httpx.get(unattended(link.url, org), follow_redirects=True, timeout=60)
     print(f"   callback answered {answer.status_code}")
     runner.join(120)
     state = result.get("state")

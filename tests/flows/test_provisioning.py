@@ -24,7 +24,7 @@ from prefect.logging.handlers import APILogHandler
 from sqlalchemy import text
 
 from config.settings import get_settings
-from flows.consent_link import wait_for_consent_link
+from flows.consent_link import unattended, wait_for_consent_link
 from flows.credentials import credential_rows, provision_xero_credential
 from sandbox.xero.state import DEFAULT_ORGS
 from store.credentials import CredentialStatus
@@ -35,11 +35,11 @@ UK, US = DEFAULT_ORGS
 
 def consent(url: str, orgs: str) -> httpx.Response:
     """Follow the link as a person who logs in, picks ``orgs`` and allows access."""
-    return httpx.get(url, params={"sandbox_consent": orgs}, follow_redirects=True, timeout=60)
+    return httpx.get(unattended(url, orgs), follow_redirects=True, timeout=60)
 
 
 def run_logs_and_artifacts(flow_run_id: str) -> str:
-    APILogHandler.flush()
+    APILogHandler().flush()
     run = UUID(flow_run_id)
     with get_client(sync_client=True) as client:
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run])))
@@ -151,7 +151,7 @@ def test_bad_and_reused_state_are_refused_and_change_nothing(
     assert [r["name"] for r in credential_rows()] == ["Careful (Incomplete)"]
 
     # Capture the redirect the sandbox makes, deliver it twice: the second is refused.
-    redirect = httpx.get(link.url, params={"sandbox_consent": UK}, follow_redirects=False)
+    redirect = httpx.get(unattended(link.url, UK), follow_redirects=False)
     assert redirect.status_code in (302, 303)
     first = httpx.get(redirect.headers["location"], timeout=60)
     assert first.status_code == 200
