@@ -20,7 +20,7 @@ from tasks.mapping import (
     select_accounts,
     to_xero_json,
 )
-from tests.mapping.xero_schema import assert_valid, schema_errors
+from tests.sandbox.openapi import assert_valid, schema_errors
 
 INTEGRATION = "7d0c4c8e-1111-4c1e-9a52-3b3f0e7b2a11"
 OTHER_INTEGRATION = "7d0c4c8e-2222-4c1e-9a52-3b3f0e7b2a11"

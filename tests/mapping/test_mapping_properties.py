@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from config.integration import validate_config
 from tasks.m3ter.models import LINE_ITEM_TYPES
 from tasks.mapping import Outcome, map_bill, to_xero_json
-from tests.mapping.xero_schema import assert_valid
+from tests.sandbox.openapi import assert_valid
 
 CENT = Decimal("0.01")
 

@@ -1,0 +1,81 @@
+"""Validate what we send and what the sandbox answers against Xero's official OpenAPI specs.
+
+The specs live in ``shared/xero-openapi`` beside the repository (``XERO_OPENAPI_DIR`` overrides).
+``$ref``s resolve inside each spec; formats (uuid, ...) are checked; request bodies refuse
+read-only properties, answers refuse write-only ones. Numbers go through our exact JSON writer,
+as they do on the wire.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from openapi_schema_validator import (
+    OAS30ReadValidator,
+    OAS30WriteValidator,
+    oas30_format_checker,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC_DIR = Path(os.environ.get("XERO_OPENAPI_DIR", ROOT.parent / "shared" / "xero-openapi"))
+ACCOUNTING = "xero_accounting.yaml"
+
+
+@lru_cache(maxsize=4)
+def spec(name: str) -> dict[str, Any]:
+    return yaml.safe_load((SPEC_DIR / name).read_text())
+
+
+def _wire(instance: Any) -> Any:
+    from tasks.mapping import dumps
+
+    return json.loads(dumps(instance))
+
+
+@lru_cache(maxsize=64)
+def _schema_validator(spec_name: str, schema_name: str, write: bool) -> Any:
+    root = {
+        "components": spec(spec_name)["components"],
+        "$ref": f"#/components/schemas/{schema_name}",
+    }
+    cls = OAS30WriteValidator if write else OAS30ReadValidator
+    return cls(root, format_checker=oas30_format_checker)
+
+
+def schema_errors(schema_name: str, instance: Any, spec_name: str = ACCOUNTING) -> list[Any]:
+    """Every violation of ``schema_name`` by a document we would send."""
+    return list(_schema_validator(spec_name, schema_name, True).iter_errors(_wire(instance)))
+
+
+def _messages(errors: list[Any]) -> list[str]:
+    return [f"{list(e.absolute_path)}: {e.message}" for e in errors]
+
+
+def assert_valid(schema_name: str, instance: Any, spec_name: str = ACCOUNTING) -> None:
+    errors = schema_errors(schema_name, instance, spec_name)
+    assert not errors, _messages(errors)
+
+
+def validate_schema(spec_name: str, schema_name: str, instance: Any) -> None:
+    """A request body against a component schema (e.g. ``Invoices``)."""
+    assert_valid(schema_name, instance, spec_name)
+
+
+def validate_response(spec_name: str, path: str, method: str, status: int, body: Any) -> None:
+    """An answer against the schema the spec gives ``method path`` for ``status``."""
+    operation = spec(spec_name)["paths"][path][method.lower()]
+    responses = operation["responses"]
+    response = responses.get(str(status)) or responses.get("default")
+    assert response is not None, f"the spec has no {status} answer for {method} {path}"
+    schema = response.get("content", {}).get("application/json", {}).get("schema")
+    if schema is None:
+        return
+    root = {"components": spec(spec_name)["components"], **schema}
+    validator = OAS30ReadValidator(root, format_checker=oas30_format_checker)
+    errors = list(validator.iter_errors(_wire(body)))
+    assert not errors, _messages(errors)
