@@ -6,12 +6,17 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
 
 import pytest
+from aiosmtpd.controller import Controller
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
 from config.settings import get_settings
+from sandbox.serve import free_port
 from store.factory import forget_engines
 
 DATABASES = ["sqlite", "postgres"]
@@ -70,3 +75,24 @@ def clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPat
     yield monkeypatch
     get_settings.cache_clear()
     forget_engines()
+
+
+
+@dataclass
+class Inbox:
+    host: str
+    port: int
+    messages: list[Message] = field(default_factory=list)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd hook)
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_inbox() -> Iterator[Inbox]:
+    inbox = Inbox("127.0.0.1", free_port())
+    controller = Controller(inbox, hostname=inbox.host, port=inbox.port)
+    controller.start()
+    yield inbox
+    controller.stop()

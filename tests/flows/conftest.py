@@ -95,3 +95,84 @@ def in_background() -> Callable[..., Background]:
 
 
 __all__ = ["DEFAULT_ORGS"]
+
+
+@pytest.fixture(scope="session")
+def m3ter_server() -> Iterator[ServerHandle]:
+    from sandbox.m3ter.app import create_app as create_m3ter
+
+    handle = run_in_thread(create_m3ter(seed=7, accounts=10, bills_per_account=2))
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def m3ter_sandbox(m3ter_server: ServerHandle) -> Any:
+    sandbox = m3ter_server.server.config.app.state.sandbox
+    sandbox.reset()
+    return sandbox
+
+
+@pytest.fixture
+def sync_env(
+    app_env: dict[str, str],
+    clean_settings: pytest.MonkeyPatch,
+    m3ter_server: ServerHandle,
+    m3ter_sandbox: Any,
+) -> dict[str, str]:
+    """Settings for sync tests: both sandboxes, fast retries, Xero's limits on a short minute."""
+    from sandbox.m3ter import DEFAULT_CLIENT_ID as M3TER_ID
+    from sandbox.m3ter import DEFAULT_CLIENT_SECRET as M3TER_SECRET
+    from sandbox.m3ter import DEFAULT_ORG_ID
+
+    env = {
+        **app_env,
+        "BILLSYNC_M3TER_API_URL": m3ter_server.url,
+        "BILLSYNC_M3TER_ORG_ID": DEFAULT_ORG_ID,
+        "BILLSYNC_M3TER_CLIENT_ID": M3TER_ID,
+        "BILLSYNC_M3TER_CLIENT_SECRET": M3TER_SECRET,
+        "BILLSYNC_SYNC_RETRY_BASE_SECONDS": "0.05",
+        "BILLSYNC_SYNC_RETRY_MAX_SECONDS": "0.5",
+        "BILLSYNC_SYNC_MAX_ATTEMPTS": "8",
+    }
+    for key, value in env.items():
+        clean_settings.setenv(key, value)
+    get_settings.cache_clear()
+    return env
+
+
+@pytest.fixture
+def connect(xero_server: ServerHandle) -> Callable[..., dict[str, Any]]:
+    """Create an integration with options and connect a fresh ACTIVE credential to it."""
+    import time
+
+    import httpx
+
+    from flows.integrations import integrations
+    from store.credentials import TokenSet
+    from tasks.xero.credentials import credentials
+
+    def make(name: str = "Main", org: str = DEFAULT_ORGS[0], **options: Any) -> dict[str, Any]:
+        granted = httpx.post(f"{xero_server.url}/_sandbox/grant", json={"orgs": [org]}).json()
+        store = credentials()
+        pending = store.create_pending(f"{name} credential")
+        store.activate(
+            pending.credential_id,
+            granted["tenant_ids"][0],
+            org,
+            TokenSet(
+                access_token=granted["access_token"],
+                refresh_token=granted["refresh_token"],
+                expires_at=time.time() + 1800,
+            ),
+        )
+        view = integrations().create({"name": name, **options})
+        view = integrations().connect(view.id, pending.credential_id)
+        return {
+            "id": view.id,
+            "name": name,
+            "tenant_id": granted["tenant_ids"][0],
+            "credential_id": pending.credential_id,
+        }
+
+    return make

@@ -72,6 +72,9 @@ def validate_response(spec_name: str, path: str, method: str, status: int, body:
     responses = operation["responses"]
     response = responses.get(str(status)) or responses.get("default")
     assert response is not None, f"the spec has no {status} answer for {method} {path}"
+    while "$ref" in response:  # shared answers: #/components/responses/400Error
+        name = response["$ref"].rsplit("/", 1)[-1]
+        response = spec(spec_name)["components"]["responses"][name]
     schema = response.get("content", {}).get("application/json", {}).get("schema")
     if schema is None:
         return
