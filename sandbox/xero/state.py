@@ -120,7 +120,8 @@ class _Connection:
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-1]
+    """Xero's connection times: UTC without an offset, 7 fractional digits (.NET ticks)."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0"
 
 
 def _b64(data: bytes) -> str:

@@ -3,18 +3,21 @@
 The specs live in ``shared/xero-openapi`` beside the repository (``XERO_OPENAPI_DIR`` overrides).
 ``$ref``s resolve inside each spec; formats (uuid, ...) are checked; request bodies refuse
 read-only properties, answers refuse write-only ones. Numbers go through our exact JSON writer,
-as they do on the wire.
+as they do on the wire. Date-times may omit the offset, as Xero's own answers and the identity
+spec's example do (``"2019-12-07T18:46:19.5165400"``); anything else must be RFC 3339.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonschema import FormatChecker
 from openapi_schema_validator import (
     OAS30ReadValidator,
     OAS30WriteValidator,
@@ -24,6 +27,18 @@ from openapi_schema_validator import (
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_DIR = Path(os.environ.get("XERO_OPENAPI_DIR", ROOT.parent / "shared" / "xero-openapi"))
 ACCOUNTING = "xero_accounting.yaml"
+
+_XERO_LOCAL_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?")
+FORMATS = FormatChecker()
+FORMATS.checkers = {**oas30_format_checker.checkers}
+
+
+@FORMATS.checks("date-time")
+def _date_time(value: object) -> bool:
+    """RFC 3339, or Xero's offset-less UTC time with up to 7 fractional digits (.NET ticks)."""
+    if not isinstance(value, str) or _XERO_LOCAL_TIME.fullmatch(value):
+        return True
+    return bool(oas30_format_checker.conforms(value, "date-time"))
 
 
 @lru_cache(maxsize=4)
@@ -44,7 +59,7 @@ def _schema_validator(spec_name: str, schema_name: str, write: bool) -> Any:
         "$ref": f"#/components/schemas/{schema_name}",
     }
     cls = OAS30WriteValidator if write else OAS30ReadValidator
-    return cls(root, format_checker=oas30_format_checker)
+    return cls(root, format_checker=FORMATS)
 
 
 def schema_errors(schema_name: str, instance: Any, spec_name: str = ACCOUNTING) -> list[Any]:
@@ -79,6 +94,6 @@ def validate_response(spec_name: str, path: str, method: str, status: int, body:
     if schema is None:
         return
     root = {"components": spec(spec_name)["components"], **schema}
-    validator = OAS30ReadValidator(root, format_checker=oas30_format_checker)
+    validator = OAS30ReadValidator(root, format_checker=FORMATS)
     errors = list(validator.iter_errors(_wire(body)))
     assert not errors, _messages(errors)
