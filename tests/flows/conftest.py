@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 
 from config.settings import get_settings
@@ -116,6 +117,7 @@ def m3ter_sandbox(m3ter_server: ServerHandle) -> Any:
 @pytest.fixture
 def sync_env(
     app_env: dict[str, str],
+    xero_server: ServerHandle,
     clean_settings: pytest.MonkeyPatch,
     m3ter_server: ServerHandle,
     m3ter_sandbox: Any,
@@ -134,7 +136,11 @@ def sync_env(
         "BILLSYNC_SYNC_RETRY_BASE_SECONDS": "0.05",
         "BILLSYNC_SYNC_RETRY_MAX_SECONDS": "0.5",
         "BILLSYNC_SYNC_MAX_ATTEMPTS": "8",
+        # Xero's limits on a 3-second "minute", in the sandbox and in our Prefect limits alike.
+        "BILLSYNC_XERO_MINUTE_SECONDS": "3",
     }
+    limits = httpx.post(f"{xero_server.url}/_sandbox/limits", json={"time_scale": 0.05})
+    assert limits.status_code == 200, limits.text
     for key, value in env.items():
         clean_settings.setenv(key, value)
     get_settings.cache_clear()

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from config.settings import get_settings
-from flows.sync import sync_bills
+from flows.sync import rerun_failed_syncs, sync_bills
 from store.factory import database
 from store.ledger import Ledger, Outcome
 
@@ -158,3 +158,128 @@ def test_dry_run_posts_and_records_nothing(sync_env, connect, xero_server, m3ter
     assert row["would send (dry run)"] > 0
     assert xero_docs(xero_server, main["tenant_id"]) == {}
     assert ledger_of(main["id"]) == {}
+
+
+def assert_exactly_once(main: dict[str, Any], xero_server) -> set[str]:
+    """Every bill the ledger calls COMPLETE is one document in Xero, created once, and the
+    ledger has no bill left in a failed state."""
+    ledger = ledger_of(main["id"])
+    complete = {b for b, e in ledger.items() if e.outcome is Outcome.COMPLETE}
+    stuck = {
+        b: e.outcome
+        for b, e in ledger.items()
+        if e.outcome not in (Outcome.COMPLETE, Outcome.SKIPPED)
+    }
+    assert not stuck, stuck
+    docs = xero_docs(xero_server, main["tenant_id"])
+    assert set(docs) == complete
+    assert {n: d["Version"] for n, d in docs.items() if d["Version"] != 1} == {}
+    for bill_id in complete:
+        assert ledger[bill_id].xero_id == (
+            docs[bill_id].get("InvoiceID") or docs[bill_id].get("CreditNoteID")
+        )
+    return complete
+
+
+def test_five_hundred_bills_through_every_injected_fault_land_exactly_once(
+    sync_env, connect, xero_server, m3ter_sandbox
+):
+    m3ter_sandbox.add_generated_accounts(240, bills_per_account=2)
+    assert len(m3ter_sandbox.bills) == 500
+    main = connect("Stormy")
+    faults = {
+        "rate_429": 0.05,
+        "rate_500": 0.05,
+        "rate_503": 0.05,
+        "drop_after_store_rate": 0.05,
+        "seed": 11,
+    }
+    assert httpx.post(f"{xero_server.url}/_sandbox/faults", json=faults).status_code == 200
+    state = sync_bills(return_state=True)
+    injected = xero_state(xero_server)["faults"]["injected"]
+    httpx.delete(f"{xero_server.url}/_sandbox/faults")
+    assert sum(injected.values()) > 0, injected
+    assert state.is_completed(), state.message
+    complete = assert_exactly_once(main, xero_server)
+    skipped = {b for b, e in ledger_of(main["id"]).items() if e.outcome is Outcome.SKIPPED}
+    assert len(complete) + len(skipped) == 500
+    assert xero_state(xero_server)["answered_while_limited"] == 0
+
+
+def test_sync_killed_mid_run_then_rerun_sends_every_bill_exactly_once(
+    sync_env, connect, xero_server, m3ter_sandbox
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    m3ter_sandbox.add_generated_accounts(90, bills_per_account=2)  # 200 bills
+    main = connect("Interrupted")
+    # Slow answers so the kill lands mid-run, some after Xero stored a batch but before the
+    # ledger heard back (the worst case for exactly-once).
+    faults = {"slow_rate": 1.0, "slow_seconds": 1.0, "seed": 5}
+    assert httpx.post(f"{xero_server.url}/_sandbox/faults", json=faults).status_code == 200
+    code = "from flows.sync import sync_bills; sync_bills()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env={**os.environ, **sync_env}, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not xero_docs(xero_server, main["tenant_id"]):
+            assert time.monotonic() < deadline, "the sync never stored a document"
+            assert proc.poll() is None, "the sync ended before it could be killed"
+            time.sleep(0.1)
+        time.sleep(0.5)  # let the next batch reach Xero and be stored
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    httpx.delete(f"{xero_server.url}/_sandbox/faults")
+    stored_at_kill = len(xero_docs(xero_server, main["tenant_id"]))
+    assert 0 < stored_at_kill < 200
+    started = {b for b, e in ledger_of(main["id"]).items() if e.outcome is Outcome.STARTED}
+
+    state = sync_bills(return_state=True)
+    assert state.is_completed(), state.message
+    complete = assert_exactly_once(main, xero_server)
+    assert started <= complete
+    skipped = {b for b, e in ledger_of(main["id"]).items() if e.outcome is Outcome.SKIPPED}
+    assert len(complete) + len(skipped) == 200
+
+
+def test_auth_failure_disables_and_mails_then_a_reconnected_rerun_completes(
+    sync_env, connect, xero_server, m3ter_sandbox, smtp_inbox, clean_settings
+):
+    from flows.integrations import change_credential, enable_integration, integrations
+    from tasks.xero.credentials import credentials, xero_oauth
+
+    clean_settings.setenv("BILLSYNC_SMTP_HOST", smtp_inbox.host)
+    clean_settings.setenv("BILLSYNC_SMTP_PORT", str(smtp_inbox.port))
+    get_settings.cache_clear()
+    main = connect("Revoked", notification_users=["ops@example.com", "finance@example.com"])
+    record = credentials().read_tokens(main["credential_id"])
+    xero_oauth().revoke(record.tokens.refresh_token.get_secret_value())  # consent withdrawn
+
+    state = sync_bills(return_state=True)
+    assert state.is_failed()
+    view = integrations().get(main["id"])
+    assert view.status.value == "DISABLED"
+    assert "refused the credential" in view.disabled_reason
+    ledger = ledger_of(main["id"])
+    assert {e.outcome for e in ledger.values()} <= {Outcome.AUTH_FAILED, Outcome.SKIPPED}
+    assert any(e.outcome is Outcome.AUTH_FAILED for e in ledger.values())
+    (mail,) = smtp_inbox.messages
+    assert mail["To"] == "ops@example.com, finance@example.com"
+    assert "Revoked" in mail["Subject"]
+    assert xero_docs(xero_server, main["tenant_id"]) == {}
+
+    # A person reconnects: a new credential, then enables the integration and reruns failures.
+    fresh = connect("Fresh")
+    change_credential(main["id"], "Fresh credential")
+    enable_integration(main["id"])
+    rerun = rerun_failed_syncs(integration="Revoked", return_state=True)
+    assert rerun.is_completed(), rerun.message
+    main["tenant_id"] = fresh["tenant_id"]
+    complete = assert_exactly_once(main, xero_server)
+    assert complete and all(ledger[b].outcome is Outcome.AUTH_FAILED for b in complete)
