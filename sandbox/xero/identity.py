@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlparse
+from urllib.parse import parse_qsl, unquote, urlencode, urlparse
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -21,9 +21,23 @@ class _BadAuthorize(Exception):
     pass
 
 
-def _redirect(uri: str, **params: str) -> RedirectResponse:
+def _redirect(uri: str, state: str | None, **params: str) -> RedirectResponse:
+    """Back to the app; ``state`` only if the app sent one (as Xero does)."""
+    if state is not None:
+        params["state"] = state
     sep = "&" if urlparse(uri).query else "?"
     return RedirectResponse(f"{uri}{sep}{urlencode(params)}", status_code=302)
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    """A control endpoint's JSON body, or ``OAuthError(invalid_request)``."""
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise OAuthError("invalid_request", 400, "body must be JSON") from exc
+    if not isinstance(body, dict):
+        raise OAuthError("invalid_request", 400, "body must be a JSON object")
+    return body
 
 
 def identity_routes(sandbox: XeroSandbox) -> list[BaseRoute]:
@@ -44,9 +58,9 @@ def identity_routes(sandbox: XeroSandbox) -> list[BaseRoute]:
         return params
 
     def finish(params: dict[str, str], orgs: list[str] | None) -> Response:
-        state = params.get("state", "")
+        state = params.get("state")
         if orgs is None:
-            return _redirect(params["redirect_uri"], error="access_denied", state=state)
+            return _redirect(params["redirect_uri"], state, error="access_denied")
         try:
             code = sandbox.issue_code(
                 params["client_id"],
@@ -57,7 +71,7 @@ def identity_routes(sandbox: XeroSandbox) -> list[BaseRoute]:
             )
         except OAuthError as exc:
             return HTMLResponse(error_page(exc.description or exc.error), status_code=400)
-        return _redirect(params["redirect_uri"], code=code, state=state)
+        return _redirect(params["redirect_uri"], state, code=code)
 
     async def authorize(request: Request) -> Response:
         params = dict(request.query_params)
@@ -155,7 +169,10 @@ def identity_routes(sandbox: XeroSandbox) -> list[BaseRoute]:
         return JSONResponse(sandbox.state())
 
     async def control_clock(request: Request) -> Response:
-        body: dict[str, Any] = await request.json()
+        try:
+            body = await _json_object(request)
+        except OAuthError as exc:
+            return _oauth_error(exc)
         seconds = body.get("advance_seconds")
         if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
             return JSONResponse({"error": "advance_seconds must be a number ≥ 0"}, 400)
@@ -163,9 +180,12 @@ def identity_routes(sandbox: XeroSandbox) -> list[BaseRoute]:
         return JSONResponse({"now": sandbox.clock.now()})
 
     async def control_grant(request: Request) -> Response:
-        body: dict[str, Any] = await request.json()
         try:
-            return JSONResponse(sandbox.grant(body.get("orgs") or [], body.get("client_id")))
+            body = await _json_object(request)
+            orgs = body.get("orgs")
+            if not isinstance(orgs, list) or not all(isinstance(o, str) for o in orgs):
+                raise OAuthError("invalid_request", 400, "orgs must be a list of names")
+            return JSONResponse(sandbox.grant(orgs, body.get("client_id")))
         except OAuthError as exc:
             return _oauth_error(exc)
 
@@ -192,8 +212,6 @@ def _client_auth(request: Request, form: dict[str, Any]) -> tuple[str | None, st
             client_id, _, secret = base64.b64decode(value).decode().partition(":")
         except ValueError as exc:
             raise OAuthError("invalid_client", 401, "malformed basic auth") from exc
-        from urllib.parse import unquote
-
         return unquote(client_id), unquote(secret)
     return form.get("client_id"), form.get("client_secret")
 

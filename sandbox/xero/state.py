@@ -249,6 +249,8 @@ class XeroSandbox:
     def grant(self, org_names: Iterable[str], client_id: str | None = None) -> dict[str, Any]:
         """A token set as if a person consented to ``org_names`` (tests and benchmarks)."""
         client = client_id or self.client_id
+        if client not in self.apps:
+            raise OAuthError("invalid_client", 401, "unknown client")
         code = self.issue_code(client, "http://127.0.0.1/", s256("shortcut"), "", org_names)
         answer = self.exchange_code(client, code, "http://127.0.0.1/", "shortcut")
         with self._lock:
@@ -277,13 +279,27 @@ class XeroSandbox:
         self._access[access] = _Access(grant.grant_id, now + ACCESS_TOKEN_SECONDS)
         self._refresh[refresh] = _Refresh(grant.grant_id, now)
         self.counters["tokens_issued"] += 1
-        return {
+        answer: dict[str, Any] = {
             "access_token": access,
             "expires_in": ACCESS_TOKEN_SECONDS,
             "token_type": "Bearer",
             "refresh_token": refresh,
             "scope": grant.scope,
         }
+        if "openid" in grant.scope.split():  # like Xero: an ID token for OpenID Connect scopes
+            answer["id_token"] = self._jwt(
+                {
+                    "nbf": int(now),
+                    "iat": int(now),
+                    "exp": int(now + 300),
+                    "iss": "https://identity.xero.com",
+                    "aud": grant.client_id,
+                    "sub": grant.user_id,
+                    "xero_userid": grant.user_id,
+                    "auth_time": int(now),
+                }
+            )
+        return answer
 
     def _jwt(self, claims: dict[str, Any]) -> str:
         header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())

@@ -296,6 +296,23 @@ def test_code_exchange_answers_a_xero_shaped_token_set(http: httpx.Client) -> No
     ]
 
 
+def test_id_token_only_for_openid_and_state_only_when_sent(http: httpx.Client) -> None:
+    verifier, challenge = pkce()
+    params = authorize_params(challenge, sandbox_consent=UK, scope="offline_access")
+    del params["state"]
+    location = http.get("/identity/connect/authorize", params=params).headers["location"]
+    query = parse_qs(urlparse(location).query)
+    assert set(query) == {"code"}
+    plain = exchange(http, query["code"][0], verifier).json()
+    assert "id_token" not in plain and plain["scope"] == "offline_access"
+
+    with_openid = tokens_for(http, UK)
+    identity = claims(with_openid["id_token"])
+    access = claims(with_openid["access_token"])
+    assert identity["aud"] == DEFAULT_CLIENT_ID and identity["sub"] == access["sub"]
+    assert identity["iss"] == "https://identity.xero.com"
+
+
 def test_client_secret_post_is_accepted_too(http: httpx.Client) -> None:
     code, verifier = consent(http, UK)
     form = {
@@ -569,6 +586,22 @@ def test_control_grant_state_clock_and_reset(http: httpx.Client) -> None:
     assert after["organisations"] == state["organisations"]
     other = create_app().state.sandbox
     assert other.orgs == {o["name"]: o["tenantId"] for o in state["organisations"]}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/_sandbox/clock", b"not json"),
+        ("/_sandbox/clock", b"[1]"),
+        ("/_sandbox/grant", b"{"),
+        ("/_sandbox/grant", b'{"orgs": "Demo Company (UK)"}'),
+        ("/_sandbox/grant", b'{"orgs": ["Demo Company (UK)"], "client_id": "stranger"}'),
+    ],
+)
+def test_control_endpoints_refuse_bad_bodies(http: httpx.Client, path: str, body: bytes) -> None:
+    answer = http.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code in (400, 401) and "error" in answer.json()
+    assert http.get("/_sandbox/state").json()["tokens_issued"] == 0
 
 
 def test_python_api_authenticate_bearer_and_extra_state() -> None:
