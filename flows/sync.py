@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.states import Completed, Failed
@@ -202,6 +207,34 @@ def _bill_pages(
             yield page
 
 
+class Progress:
+    """A progress artifact per integration, moved as pages are handled.
+
+    m3ter does not say how many bills a listing holds, so the estimate is the bills this
+    integration had last time (or the bills asked for); a first run approaches 100 % and jumps
+    to it at the end.
+    """
+
+    def __init__(self, integration: IntegrationView, expected: int) -> None:
+        self.expected = expected
+        self.done = 0
+        self.artifact_id = create_progress_artifact(
+            0.0,
+            key=f"sync-progress-{integration.id}",
+            description=f"Bills of {integration.name} handled",
+        )
+
+    def advance(self, bills: int) -> None:
+        previous = self.done
+        self.done += bills
+        if previous:  # report a page once the next one arrives: it was handled by then
+            total = max(self.expected, self.done + bills)
+            update_progress_artifact(self.artifact_id, round(100 * previous / total, 1))
+
+    def finish(self) -> None:
+        update_progress_artifact(self.artifact_id, 100.0)
+
+
 def _disable(integration: IntegrationView, reason: str) -> str:
     settings = get_settings()
     integration_store(settings).disable(integration.id, reason)
@@ -234,9 +267,11 @@ def sync_integration(
     accounts = load_accounts(integration)
     mappings = load_mappings(integration)
     ledger = Ledger(database(settings)).snapshot(integration.id)
+    progress = Progress(integration, expected=len(bill_ids) if bill_ids else len(ledger))
     stop: tuple[Outcome, str] | None = None
     auth_failed: str | None = None
     for number, bills in enumerate(_bill_pages(settings, since, bill_ids), start=1):
+        progress.advance(len(bills))
         plan = prepare_page.with_options(
             task_run_name=f"prepare page {number} ({len(bills)} bills)"
         )(integration, bills, accounts, mappings, ledger, dry_run)
@@ -263,6 +298,7 @@ def sync_integration(
             auth_failed = str(exc)
             stop = (Outcome.AUTH_FAILED, f"not sent: {exc}")
             report.failed += 1
+    progress.finish()
     if auth_failed is not None:
         report.disabled = _disable(integration, f"Xero refused the credential: {auth_failed}")
     elif not dry_run:
