@@ -150,35 +150,15 @@ def sync_env(
 @pytest.fixture
 def connect(xero_server: ServerHandle) -> Callable[..., dict[str, Any]]:
     """Create an integration with options and connect a fresh ACTIVE credential to it."""
-    import time
-
-    import httpx
-
-    from flows.integrations import integrations
-    from store.credentials import TokenSet
-    from tasks.xero.credentials import credentials
+    from sandbox.connect import connect_integration
 
     def make(name: str = "Main", org: str = DEFAULT_ORGS[0], **options: Any) -> dict[str, Any]:
-        granted = httpx.post(f"{xero_server.url}/_sandbox/grant", json={"orgs": [org]}).json()
-        store = credentials()
-        pending = store.create_pending(f"{name} credential")
-        store.activate(
-            pending.credential_id,
-            granted["tenant_ids"][0],
-            org,
-            TokenSet(
-                access_token=granted["access_token"],
-                refresh_token=granted["refresh_token"],
-                expires_at=time.time() + 1800,
-            ),
-        )
-        view = integrations().create({"name": name, **options})
-        view = integrations().connect(view.id, pending.credential_id)
+        made = connect_integration(xero_server.url, name, org, **options)
         return {
-            "id": view.id,
+            "id": made.integration_id,
             "name": name,
-            "tenant_id": granted["tenant_ids"][0],
-            "credential_id": pending.credential_id,
+            "tenant_id": made.tenant_id,
+            "credential_id": made.credential_id,
         }
 
     return make
