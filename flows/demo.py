@@ -1,8 +1,9 @@
 """``make demo``: the main job on the embedded default, offline and unattended.
 
-Starts the Xero sandbox and the consent callback on loopback, provisions a credential through
-the real flow (consenting with the sandbox's unattended ``sandbox_consent``), and lists the
-credentials. Everything it stores lives in ``data/demo``.
+Starts the Xero and m3ter sandboxes and the consent callback on loopback, provisions a
+credential through the real flow (consenting with the sandbox's unattended
+``sandbox_consent``), creates an integration on it, syncs the bills with a progress bar, and
+prints what happened. Everything it stores lives in ``data/demo``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ DEMO_DATA = Path("data/demo")
 CREDENTIAL = "Demo Xero"
 
 
-def _configure(xero_url: str, callback_url: str) -> None:
+def _configure(xero_url: str, callback_url: str, m3ter_url: str) -> None:
+    from sandbox import m3ter
     from sandbox.xero.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
     os.environ.update(
@@ -31,6 +33,10 @@ def _configure(xero_url: str, callback_url: str) -> None:
             "BILLSYNC_XERO_LOGIN_URL": xero_url,
             "BILLSYNC_XERO_IDENTITY_URL": xero_url,
             "BILLSYNC_XERO_API_URL": xero_url,
+            "BILLSYNC_M3TER_API_URL": m3ter_url,
+            "BILLSYNC_M3TER_ORG_ID": m3ter.DEFAULT_ORG_ID,
+            "BILLSYNC_M3TER_CLIENT_ID": m3ter.DEFAULT_CLIENT_ID,
+            "BILLSYNC_M3TER_CLIENT_SECRET": m3ter.DEFAULT_CLIENT_SECRET,
         }
     )
     from config.settings import get_settings
@@ -48,7 +54,18 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join([line, "  ".join("-" * widths[c] for c in columns), *body])
 
 
+def _quiet_embedded_prefect() -> None:
+    """Before Prefect loads: its own home under data/demo (no clash with another local server's
+    SQLite file), and console logs from warnings up so the progress bar stays readable (every
+    log line still reaches the Prefect API and the UI)."""
+    os.environ.setdefault("PREFECT_HOME", str((DEMO_DATA / "prefect").resolve()))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline: no telemetry
+    for handler in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
+        os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", "WARNING")
+
+
 def main() -> int:
+    _quiet_embedded_prefect()
     from prefect.settings import PREFECT_API_URL
 
     from sandbox.serve import run_in_thread
@@ -58,15 +75,19 @@ def main() -> int:
 
     for leftover in DEMO_DATA.glob("billsync.db*"):
         leftover.unlink()
+    from sandbox.m3ter.app import create_app as create_m3ter
+
     xero = run_in_thread(create_app())
+    m3ter = run_in_thread(create_m3ter(seed=2026, accounts=40, bills_per_account=3))
     callback = run_in_thread(create_callback_app())
-    _configure(xero.url, callback.url)
+    _configure(xero.url, callback.url, m3ter.url)
 
     from flows.consent_link import unattended, wait_for_consent_link
     from flows.credentials import list_credentials, provision_xero_credential
 
     print("m3ter → Xero, offline: the sandboxes run on loopback")
     print(f"  Xero sandbox      {xero.url}")
+    print(f"  m3ter sandbox     {m3ter.url}")
     print(f"  consent callback  {callback.url}/xero/callback")
     print(f"  Prefect API       {PREFECT_API_URL.value() or 'embedded (ephemeral) server'}")
 
@@ -92,10 +113,105 @@ def main() -> int:
     print("\n2. Credentials (the list_credentials flow's table artifact):")
     rows = list_credentials()
     print(_table(rows, ["name", "status", "organisation", "id"]))
+
+    print("\n3. Integration 'Demo: all accounts' on that credential (create_integration flow)")
+    from flows.integrations import create_integration
+
+    integration = create_integration(
+        {"name": "Demo: all accounts", "sort_line_items_by": "SUBTOTAL"}, credential=CREDENTIAL
+    )
+    print(f"   {integration['status']}: {integration['status_detail']}")
+
+    total = len(m3ter.server.config.app.state.sandbox.bills)
+    print(f"\n4. sync_bills: {total} m3ter bills → Xero")
+    summary = _sync_with_progress(integration["id"], total)
+    print()
+    print(
+        _table(
+            summary["integrations"],
+            ["integration", "sent", "updated", "unchanged", "skipped", "failed", "xero calls"],
+        )
+    )
+    _print_outcomes(integration["id"])
+    stored = _xero_documents(xero.url)
+    print(f"   the Xero sandbox now holds {stored} invoices and credit notes")
+
+    print("\n5. sync_bills again: nothing changed, so nothing is sent")
+    again = _sync_with_progress(integration["id"], total)
+    row = again["integrations"][0]
+    print(f"\n   unchanged {row['unchanged']}, sent {row['sent']}, xero calls {row['xero calls']}")
+
     callback.stop()
+    m3ter.stop()
     xero.stop()
-    print("\nDone. Look at the runs in the Prefect UI (`make serve` keeps a server up).")
+    api = PREFECT_API_URL.value()
+    if api:
+        print(f"\nDone. The runs are in the Prefect UI at {api.removesuffix('/api')}")
+    else:
+        print(
+            "\nDone. These runs used Prefect's embedded server, which stops with the demo. To"
+            " watch them in the UI: `make serve` in another terminal, then"
+            " `PREFECT_API_URL=http://127.0.0.1:4200/api make demo`."
+        )
     return 0
+
+
+def _sync_with_progress(integration_id: str, total: int) -> dict[str, Any]:
+    """Run sync_bills in a thread; draw a bar from the ledger while it works."""
+    import time
+
+    from config.settings import get_settings
+    from flows.sync import sync_bills
+    from store.factory import database
+    from store.ledger import Ledger
+
+    ledger = Ledger(database(get_settings()))
+    result: dict[str, Any] = {}
+    runner = threading.Thread(
+        target=lambda: result.update(state=sync_bills(return_state=True)), daemon=True
+    )
+    runner.start()
+    shown = -1
+    while runner.is_alive():
+        done = len(ledger.snapshot(integration_id))
+        if done != shown:
+            _bar(done, total)
+            shown = done
+        time.sleep(0.5)
+    _bar(len(ledger.snapshot(integration_id)), total)
+    state = result["state"]
+    if not state.is_completed():
+        print(f"\n   sync ended {state.type.value}: {state.message}")
+    return state.result(raise_on_failure=False) if state.is_completed() else state.data or {}
+
+
+def _bar(done: int, total: int, width: int = 40) -> None:
+    filled = int(width * done / total) if total else width
+    sys.stdout.write(f"\r   [{'#' * filled}{'.' * (width - filled)}] {done}/{total} bills")
+    sys.stdout.flush()
+
+
+def _print_outcomes(integration_id: str) -> None:
+    from collections import Counter
+
+    from config.settings import get_settings
+    from store.factory import database
+    from store.ledger import Ledger
+
+    entries = Ledger(database(get_settings())).snapshot(integration_id).values()
+    counts = Counter(e.outcome.value for e in entries)
+    print("   ledger: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    reasons = Counter(e.reason for e in entries if e.reason)
+    for reason, count in reasons.most_common(3):
+        print(f"     {count} × {reason}")
+
+
+def _xero_documents(xero_url: str) -> int:
+    state = httpx.get(f"{xero_url}/_sandbox/state", timeout=30).json()["accounting"]
+    return sum(
+        len(t.get("Invoices", {})) + len(t.get("CreditNotes", {}))
+        for t in state["documents"].values()
+    )
 
 
 if __name__ == "__main__":
