@@ -1,7 +1,8 @@
 """Bill -> Xero invoice mapping: pure functions on the m3ter models and the integration config.
 
 ``selection`` decides what is sent (accounts, bills, lines), ``lines`` makes Xero line items whose
-money adds up, ``invoice`` assembles the document and its outcome, ``jsonout`` writes it exactly.
+money adds up, ``invoice`` assembles the document and its outcome; ``tasks.xero.money_json``
+writes it exactly.
 """
 
 from tasks.mapping.invoice import (
@@ -11,7 +12,6 @@ from tasks.mapping.invoice import (
     map_bill,
     xero_contact,
 )
-from tasks.mapping.jsonout import dumps, to_xero_json
 from tasks.mapping.lines import build_line_items, document_total
 from tasks.mapping.selection import account_allowed, bill_wanted, line_kept, select_accounts
 
@@ -22,11 +22,9 @@ __all__ = [
     "bill_wanted",
     "build_line_items",
     "document_total",
-    "dumps",
     "find_contact_mapping",
     "line_kept",
     "map_bill",
     "select_accounts",
-    "to_xero_json",
     "xero_contact",
 ]

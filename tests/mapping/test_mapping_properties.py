@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from config.integration import validate_config
 from tasks.m3ter.models import LINE_ITEM_TYPES
-from tasks.mapping import Outcome, map_bill, to_xero_json
+from tasks.mapping import Outcome, map_bill
+from tasks.xero.money_json import to_xero_json
 from tests.sandbox.openapi import assert_valid
 
 CENT = Decimal("0.01")
