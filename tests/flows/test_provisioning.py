@@ -188,3 +188,27 @@ def test_blank_name_fails_and_creates_nothing(app_env, name):
     assert state.is_failed()
     assert "name" in str(state.message) or "name" in repr(state.result(raise_on_failure=False))
     assert credential_rows() == []
+
+
+def test_list_delete_and_revoke_flows(app_env, xero_server, xero_sandbox):
+    from flows.credentials import delete_credential, list_credentials, revoke
+    from sandbox.connect import sandbox_credential
+
+    revoked_id, _ = sandbox_credential(xero_server.url, "To revoke", UK)
+    deleted_id, _ = sandbox_credential(xero_server.url, "To delete", US)
+    credentials().create_pending("Half way")
+    rows = list_credentials()
+    assert [r["name"] for r in rows] == ["To revoke", "To delete", "Half way (Incomplete)"]
+
+    record = credentials().read_tokens(revoked_id)
+    access = record.tokens.access_token.get_secret_value()
+    assert revoke("To revoke") == revoked_id
+    assert xero_sandbox.state()["revocations"] == 1
+    gone = httpx.get(
+        f"{xero_server.url}/connections", headers={"Authorization": f"Bearer {access}"}
+    )
+    assert gone.status_code == 401 or gone.json() == []
+    assert delete_credential(deleted_id) == deleted_id
+    assert [r["name"] for r in credential_rows()] == ["Half way (Incomplete)"]
+    state = delete_credential("nobody", return_state=True)
+    assert state.is_failed() and "nobody" in state.message

@@ -283,3 +283,57 @@ def test_auth_failure_disables_and_mails_then_a_reconnected_rerun_completes(
     main["tenant_id"] = fresh["tenant_id"]
     complete = assert_exactly_once(main, xero_server)
     assert complete and all(ledger[b].outcome is Outcome.AUTH_FAILED for b in complete)
+
+
+def run_artifacts(state) -> dict[str, str]:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    run_id = UUID(str(state.state_details.flow_run_id))
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )
+    return {a.key or a.type: str(a.data) for a in found}
+
+
+def test_daily_limit_defers_the_rest_to_the_next_run(sync_env, connect, xero_server, m3ter_sandbox):
+    m3ter_sandbox.add_generated_accounts(40, bills_per_account=2)  # 100 bills: 2+ batches
+    main = connect("Daily")
+    httpx.post(f"{xero_server.url}/_sandbox/limits", json={"per_day": 1})
+    state = sync_bills(return_state=True)
+    assert state.is_failed()
+    ledger = ledger_of(main["id"])
+    deferred = {b for b, e in ledger.items() if e.outcome is Outcome.RATE_LIMIT_RETRY}
+    sent = {b for b, e in ledger.items() if e.outcome is Outcome.COMPLETE}
+    assert sent and deferred  # one call was allowed, the rest waits
+    assert all("daily limit" in ledger[b].reason for b in deferred)
+    assert set(xero_docs(xero_server, main["tenant_id"])) == sent
+
+    httpx.post(f"{xero_server.url}/_sandbox/limits", json={"per_day": 5000})
+    assert sync_bills(return_state=True).is_completed()
+    assert_exactly_once(main, xero_server)
+
+
+def test_run_artifacts_and_per_tenant_limits(sync_env, connect, xero_server, m3ter_sandbox):
+    from prefect.client.orchestration import get_client
+
+    main = connect("Observed")
+    bill = first_bill(m3ter_sandbox)
+    assert sync_bills(return_state=True).is_completed()
+    invoice_id = xero_docs(xero_server, main["tenant_id"])[bill["id"]]["InvoiceID"]
+    httpx.post(f"{xero_server.url}/_sandbox/invoices/{invoice_id}/pay")
+    m3ter_sandbox.regenerate(bill["id"])
+    state = sync_bills(return_state=True)
+    artifacts = run_artifacts(state)
+    summary = artifacts["bill-sync-summary"]
+    assert "Observed" in summary and "updated" in summary
+    failures = artifacts["bill-sync-failures"]
+    assert bill["id"] in failures and "INVOICE_ALREADY_PAID" in failures
+    with get_client(sync_client=True) as client:
+        slots = client.read_global_concurrency_limit_by_name(f"xero-tenant-{main['tenant_id']}")
+        rate = client.read_global_concurrency_limit_by_name(f"xero-tenant-rate-{main['tenant_id']}")
+    assert slots.limit == 5
+    assert rate.slot_decay_per_second > 0 and rate.limit <= 60

@@ -156,3 +156,16 @@ def test_wrong_key_cannot_read_tokens(store, clock, db_url):
     other = CredentialStore(store.engine, Cipher(Fernet.generate_key()), clock=clock)
     with pytest.raises(InvalidInput, match="ENCRYPTION_KEY"):
         other.read_tokens(pending.credential_id)
+
+
+def test_missing_encryption_key_is_a_clear_error_outside_the_demo(tmp_path):
+    from config.settings import Settings
+    from store.crypto import cipher_from_settings
+
+    settings = Settings(data_dir=tmp_path, encryption_key=None)
+    with pytest.raises(InvalidInput, match="BILLSYNC_ENCRYPTION_KEY.*not set"):
+        cipher_from_settings(settings)
+    made = cipher_from_settings(settings, create_if_missing=True)  # what the demo does
+    assert cipher_from_settings(settings).decrypt_json(made.encrypt_json({"a": 1})) == {"a": 1}
+    with pytest.raises(InvalidInput, match="BILLSYNC_ENCRYPTION_KEY"):
+        Cipher("not a key")
