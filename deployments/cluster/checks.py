@@ -1,0 +1,152 @@
+"""What the cluster check asserts, read from the sandboxes' state and the project ledger.
+
+Each check raises ``ClusterError`` with what it expected and what it found, so a red run says
+why without a debugger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from config.settings import Settings
+from deployments.cluster.processes import ClusterError
+from store.factory import database
+from store.ledger import Ledger, Outcome
+from tasks.m3ter.client import M3terClient
+
+
+def xero_state(xero_url: str) -> dict[str, Any]:
+    answer = httpx.get(f"{xero_url}/_sandbox/state", timeout=30)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def tenant_documents(state: dict[str, Any], tenant_id: str) -> tuple[dict[str, Any], int]:
+    """(number -> document, how many documents the tenant really holds) of one tenant."""
+    tenant = state["accounting"]["documents"].get(tenant_id, {})
+    docs = {**tenant.get("Invoices", {}), **tenant.get("CreditNotes", {})}
+    held = int(tenant.get("Invoices_count", 0)) + int(tenant.get("CreditNotes_count", 0))
+    return docs, held
+
+
+def m3ter_bills(settings: Settings) -> dict[str, int]:
+    """bill id -> version of every bill in m3ter, through the project's own client."""
+    with M3terClient.from_settings(settings) as m3ter:
+        return {
+            bill.id: int(bill.version or 0)
+            for page in m3ter.iter_bill_pages(page_size=200)
+            for bill in page
+        }
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One integration's result: documents in its tenant, bills complete and skipped."""
+
+    integration: str
+    documents: int
+    complete: int
+    skipped: int
+
+
+def exactly_once(
+    settings: Settings,
+    xero_url: str,
+    integration_id: str,
+    name: str,
+    tenant_id: str,
+    bills: dict[str, int],
+    *,
+    expect_version: int = 1,
+) -> Delivery:
+    """Every bill is one document at its version, and the ledger says the same, nothing stuck."""
+    state = xero_state(xero_url)
+    docs, held = tenant_documents(state, tenant_id)
+    if held != len(docs):
+        raise ClusterError(
+            f"{name}: Xero tenant holds {held} documents for {len(docs)} bill numbers: "
+            "some bill was created twice"
+        )
+    ledger = Ledger(database(settings)).snapshot(integration_id)
+    stuck = {
+        bill: entry.outcome.value
+        for bill, entry in ledger.items()
+        if entry.outcome not in (Outcome.COMPLETE, Outcome.SKIPPED)
+    }
+    if stuck:
+        sample = dict(list(stuck.items())[:5])
+        raise ClusterError(f"{name}: {len(stuck)} bill(s) not complete in the ledger: {sample}")
+    complete = {b for b, e in ledger.items() if e.outcome is Outcome.COMPLETE}
+    skipped = {b for b, e in ledger.items() if e.outcome is Outcome.SKIPPED}
+    if complete != set(docs):
+        raise ClusterError(
+            f"{name}: ledger COMPLETE and Xero documents differ: "
+            f"{len(complete - set(docs))} only in the ledger, "
+            f"{len(set(docs) - complete)} only in Xero"
+        )
+    missing = set(bills) - complete - skipped
+    if missing:
+        raise ClusterError(
+            f"{name}: {len(missing)} m3ter bill(s) never handled, e.g. {min(missing)}"
+        )
+    for bill_id in complete:
+        entry, doc = ledger[bill_id], docs[bill_id]
+        if entry.sent_version != bills.get(bill_id):
+            raise ClusterError(
+                f"{name}: bill {bill_id} sent at version {entry.sent_version}, "
+                f"m3ter has {bills.get(bill_id)}"
+            )
+        if entry.xero_id != (doc.get("InvoiceID") or doc.get("CreditNoteID")):
+            raise ClusterError(f"{name}: bill {bill_id}: ledger and Xero disagree on the id")
+    versions = {n: d["Version"] for n, d in docs.items() if d["Version"] != expect_version}
+    if versions:
+        sample = dict(list(versions.items())[:5])
+        raise ClusterError(
+            f"{name}: {len(versions)} document(s) written more than once "
+            f"(Version != {expect_version}): {sample}"
+        )
+    return Delivery(name, len(docs), len(complete), len(skipped))
+
+
+@dataclass(frozen=True)
+class LimitFigures:
+    calls: int
+    max_concurrency: int
+    max_calls_per_minute: int
+    refused: dict[str, dict[str, int]]
+
+
+def within_xero_limits(
+    xero_url: str, tenants: Iterable[str], concurrent: int = 5, per_minute: int = 60
+) -> LimitFigures:
+    """No tenant saw more than ``concurrent`` calls at once or ``per_minute`` in a scaled minute,
+    and the sandbox's own audit of answered calls found no breach."""
+    accounting = xero_state(xero_url)["accounting"]
+    figures = LimitFigures(
+        calls=sum(int(accounting["calls"].get(t, 0)) for t in tenants),
+        max_concurrency=max(int(accounting["max_concurrency"].get(t, 0)) for t in tenants),
+        max_calls_per_minute=max(
+            (int(n) for t in tenants for n in accounting["calls_per_minute"].get(t, {}).values()),
+            default=0,
+        ),
+        refused=accounting.get("refused", {}),
+    )
+    if figures.max_concurrency > concurrent:
+        raise ClusterError(
+            f"a tenant saw {figures.max_concurrency} concurrent calls (limit {concurrent})"
+        )
+    if figures.max_calls_per_minute > per_minute:
+        raise ClusterError(
+            f"a tenant saw {figures.max_calls_per_minute} calls in one scaled minute "
+            f"(limit {per_minute})"
+        )
+    if accounting["answered_while_limited"] != 0:
+        raise ClusterError(
+            f"the Xero sandbox answered {accounting['answered_while_limited']} call(s) "
+            "beyond its limits"
+        )
+    return figures

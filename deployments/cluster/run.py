@@ -1,0 +1,515 @@
+"""Start the cluster, run the four scenarios, print the figures, stop everything.
+
+The scenarios, each a set of assertions (``ClusterError`` says which failed and why):
+
+1. two ``sync_bills`` runs at once over overlapping integrations, one per worker: one document
+   per bill version in each Xero tenant, and the ledger agrees;
+2. a worker and its flow-run process SIGKILLed mid-run, a replacement worker, then
+   ``rerun_failed_syncs`` and ``sync_bills``: every bill sent exactly once;
+3. Xero's per-tenant limits held across workers (≤ 5 at once, ≤ 60 per scaled minute, the
+   sandbox's audit clean), through Prefect global concurrency limits the sync created;
+4. the Xero clock moved past the access token's life, two syncs of one credential at once on
+   both workers: exactly one refresh reached Xero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from deployments.cluster.processes import (
+    ClusterError,
+    Databases,
+    Processes,
+    alive,
+    descendants,
+    kill_pids,
+    parent_of,
+    wait_http,
+)
+from sandbox.serve import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+POOL = "billsync-process"
+SYNC = "sync_bills/sync_bills"
+RERUN = "rerun_failed_syncs/rerun_failed_syncs"
+ORGS = ("Cluster Shared Ltd", "Cluster North Ltd", "Cluster South Ltd")
+SHARED, NORTH, SOUTH = "A shared", "B north", "C south"  # created in this order: list order
+ACCESS_TOKEN_SECONDS = 1800
+RUN_TIMEOUT = 240.0
+
+
+@dataclass
+class Cluster:
+    """What is running and how to reach it."""
+
+    procs: Processes
+    env: dict[str, str]
+    xero_url: str
+    m3ter_url: str
+    api_url: str
+    workers: list[str] = field(default_factory=list)
+    integrations: dict[str, Any] = field(default_factory=dict)  # name -> sandbox.connect.Connected
+    figures: dict[str, Any] = field(default_factory=dict)
+    runs: int = 0
+
+
+def _py(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def _phase(cluster: Cluster, name: str, fn: Callable[[Cluster], None]) -> None:
+    started = time.monotonic()
+    print(f"-- {name}", flush=True)
+    fn(cluster)
+    seconds = round(time.monotonic() - started, 1)
+    cluster.figures.setdefault("durations (s)", {})[name] = seconds
+    print(f"   ok ({seconds} s)", flush=True)
+
+
+# -- start-up --------------------------------------------------------------------------------
+def start(procs: Processes, dbs: Databases, work: Path, args: argparse.Namespace) -> Cluster:
+    from cryptography.fernet import Fernet
+
+    tag = f"{os.getpid()}"
+    prefect_db = dbs.create(f"billsync_cluster_prefect_{tag}")
+    project_db = dbs.create(f"billsync_cluster_project_{tag}")
+    pg = args.postgres.rstrip("/")
+    xero_port, m3ter_port, api_port = free_port(), free_port(), free_port()
+    xero_url, m3ter_url = f"http://127.0.0.1:{xero_port}", f"http://127.0.0.1:{m3ter_port}"
+    api_url = f"http://127.0.0.1:{api_port}/api"
+
+    from sandbox.m3ter import DEFAULT_CLIENT_ID as M3TER_ID
+    from sandbox.m3ter import DEFAULT_CLIENT_SECRET as M3TER_SECRET
+    from sandbox.m3ter import DEFAULT_ORG_ID
+    from sandbox.xero.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "BILLSYNC_"))}
+    prefect_home = work / "prefect-home"
+    common = {**base, "PREFECT_HOME": str(prefect_home), "PYTHONUNBUFFERED": "1"}
+    server_env = {
+        **common,
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://{pg}/{prefect_db}",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # No run from sync_bills' cron schedule may land inside the measured scenarios.
+        "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+    }
+    env = {
+        **common,
+        "PREFECT_API_URL": api_url,
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "BILLSYNC_PROJECT_DIR": str(ROOT),
+        "BILLSYNC_DATABASE_URL": f"postgresql+psycopg://{pg}/{project_db}",
+        "BILLSYNC_DATA_DIR": str(work / "data"),
+        "BILLSYNC_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "BILLSYNC_XERO_CLIENT_ID": DEFAULT_CLIENT_ID,
+        "BILLSYNC_XERO_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+        "BILLSYNC_XERO_LOGIN_URL": xero_url,
+        "BILLSYNC_XERO_IDENTITY_URL": xero_url,
+        "BILLSYNC_XERO_API_URL": xero_url,
+        "BILLSYNC_M3TER_API_URL": m3ter_url,
+        "BILLSYNC_M3TER_ORG_ID": DEFAULT_ORG_ID,
+        "BILLSYNC_M3TER_CLIENT_ID": M3TER_ID,
+        "BILLSYNC_M3TER_CLIENT_SECRET": M3TER_SECRET,
+        "BILLSYNC_SYNC_BATCH_SIZE": str(args.batch_size),
+        "BILLSYNC_SYNC_RETRY_BASE_SECONDS": "0.05",
+        "BILLSYNC_SYNC_RETRY_MAX_SECONDS": "1",
+        "BILLSYNC_SYNC_MAX_ATTEMPTS": "10",
+        "BILLSYNC_XERO_MINUTE_SECONDS": "3",  # the Xero sandbox's minute at time scale 0.05
+    }
+    xero = procs.start(
+        "xero-sandbox",
+        _py("-m", "sandbox.xero", "--port", str(xero_port), "--time-scale", "0.05",
+            "--orgs", ",".join(ORGS)),
+        common,
+        ROOT,
+    )  # fmt: skip
+    m3ter = procs.start(
+        "m3ter-sandbox",
+        _py("-m", "sandbox.m3ter", "--port", str(m3ter_port), "--seed", "11",
+            "--accounts", str(args.accounts), "--bills-per-account", "2"),
+        common,
+        ROOT,
+    )  # fmt: skip
+    server = procs.start(
+        "prefect-server",
+        _py("-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(api_port)),
+        server_env,
+        ROOT,
+    )
+    wait_http(f"{xero_url}/_sandbox/state", xero, "the Xero sandbox")
+    wait_http(f"{m3ter_url}/_sandbox/state", m3ter, "the m3ter sandbox")
+    wait_http(f"{api_url}/health", server, "the Prefect server", timeout=180)
+
+    # This process is a client too: the project database, the Prefect API.
+    for key in [k for k in os.environ if k.startswith(("PREFECT_", "BILLSYNC_"))]:
+        del os.environ[key]
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("PREFECT_", "BILLSYNC_"))})
+    from config.settings import get_settings
+    from store.factory import database
+
+    get_settings.cache_clear()
+    database(get_settings())  # migrate once, before any worker races to it
+    return Cluster(procs, env, xero_url, m3ter_url, api_url)
+
+
+def _cli(cluster: Cluster, *args: str, timeout: float = 300) -> str:
+    done = subprocess.run(  # noqa: S603 (our own fixed commands)
+        _py("-m", "prefect", *args),
+        env=cluster.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ClusterError(f"prefect {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def deploy(cluster: Cluster) -> None:
+    """The work pool, then every deployment of prefect.yaml, the way a user does it."""
+    _cli(cluster, "work-pool", "create", POOL, "--type", "process")
+    _cli(cluster, "--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all")
+    from prefect.client.orchestration import get_client
+
+    from deployments.catalog import FLOWS
+
+    with get_client(sync_client=True) as client:
+        found = {f"{d.flow_id}/{d.name}": d for d in client.read_deployments()}
+        names = {d.name for d in found.values()}
+        missing = {name for _, name in FLOWS} - names
+        if missing:
+            raise ClusterError(f"prefect deploy did not create: {sorted(missing)}")
+        wrong_pool = [d.name for d in found.values() if d.work_pool_name != POOL]
+        if wrong_pool:
+            raise ClusterError(f"deployments not on {POOL}: {wrong_pool}")
+    cluster.figures["deployments"] = len(found)
+
+
+def start_worker(cluster: Cluster, name: str) -> None:
+    cluster.procs.start(
+        name,
+        _py("-m", "prefect", "worker", "start", "--pool", POOL, "--name", name, "--limit", "1"),
+        cluster.env,
+        ROOT,
+    )
+    if name not in cluster.workers:
+        cluster.workers.append(name)
+
+
+def wait_workers(cluster: Cluster, timeout: float = 90) -> None:
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            online = {w.name for w in client.read_workers_for_work_pool(POOL)}
+        if set(cluster.workers) <= online:
+            return
+        for name in cluster.workers:
+            proc = cluster.procs.procs.get(name)
+            if proc is not None and proc.poll() is not None:
+                raise ClusterError(f"worker {name} exited:\n{cluster.procs.tail(name)}")
+        time.sleep(0.5)
+    raise ClusterError(f"workers {cluster.workers} did not all come online in {timeout:.0f} s")
+
+
+def connect(cluster: Cluster) -> None:
+    from sandbox.connect import connect_integration
+
+    for name, org in zip((SHARED, NORTH, SOUTH), ORGS, strict=True):
+        cluster.integrations[name] = connect_integration(cluster.xero_url, name, org)
+
+
+# -- flow runs on the cluster ----------------------------------------------------------------
+@dataclass
+class Run:
+    """A deployment run and the worker whose process ran it (seen while it ran)."""
+
+    flow_run_id: Any
+    label: str
+    worker: str | None = None
+    pid: int | None = None
+
+
+def launch(cluster: Cluster, deployment: str, label: str, **parameters: Any) -> Run:
+    from prefect.deployments import run_deployment
+
+    flow_run = run_deployment(deployment, parameters=parameters, timeout=0)
+    cluster.runs += 1
+    return Run(flow_run.id, label)
+
+
+def _observe(cluster: Cluster, run: Run, flow_run: Any) -> None:
+    """Note which worker's process tree holds the flow run's process."""
+    raw = getattr(flow_run, "infrastructure_pid", None)
+    if not raw or run.worker is not None:
+        return
+    pid = int(str(raw).rsplit(":", 1)[-1])
+    if not alive(pid):
+        return
+    run.pid = pid
+    for name in cluster.workers:
+        proc = cluster.procs.procs.get(name)
+        if proc is not None and (parent_of(pid) == proc.pid or pid in descendants(proc.pid)):
+            run.worker = name
+
+
+def wait_runs(
+    cluster: Cluster, runs: list[Run], until: Callable[[list[Any]], bool] | None = None
+) -> list[Any]:
+    """Poll until every run is final (or ``until`` says so); fail on timeout."""
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + RUN_TIMEOUT
+    with get_client(sync_client=True) as client:
+        while True:
+            flow_runs = [client.read_flow_run(r.flow_run_id) for r in runs]
+            for run, flow_run in zip(runs, flow_runs, strict=True):
+                _observe(cluster, run, flow_run)
+            if until is not None:
+                if until(flow_runs):
+                    return flow_runs
+            elif all(fr.state is not None and fr.state.is_final() for fr in flow_runs):
+                return flow_runs
+            if time.monotonic() > deadline:
+                states = {r.label: fr.state_name for r, fr in zip(runs, flow_runs, strict=True)}
+                raise ClusterError(f"flow runs not done in {RUN_TIMEOUT:.0f} s: {states}")
+            time.sleep(0.3)
+
+
+def completed(cluster: Cluster, runs: list[Run]) -> None:
+    flow_runs = wait_runs(cluster, runs)
+    for run, flow_run in zip(runs, flow_runs, strict=True):
+        if not flow_run.state.is_completed():
+            tails = "\n".join(f"[{w}]\n{cluster.procs.tail(w)}" for w in cluster.procs.procs)
+            raise ClusterError(
+                f"{run.label} ended {flow_run.state_name}: {flow_run.state.message}\n{tails}"
+            )
+
+
+# -- scenarios -------------------------------------------------------------------------------
+def _settings() -> Any:
+    from config.settings import get_settings
+
+    return get_settings()
+
+
+def check_delivery(cluster: Cluster, names: list[str]) -> None:
+    from deployments.cluster.checks import exactly_once, m3ter_bills
+
+    bills = m3ter_bills(_settings())
+    deliveries = []
+    for name in names:
+        made = cluster.integrations[name]
+        deliveries.append(
+            exactly_once(
+                _settings(), cluster.xero_url, made.integration_id, name, made.tenant_id, bills
+            )
+        )
+        if deliveries[-1].complete == 0:
+            raise ClusterError(f"{name}: no bill reached Xero at all")
+    cluster.figures["bills in m3ter"] = len(bills)
+    cluster.figures["documents per tenant"] = {d.integration: d.documents for d in deliveries}
+
+
+def concurrent_overlapping_runs(cluster: Cluster) -> None:
+    first = launch(cluster, SYNC, "sync [shared, north]", integrations=[SHARED, NORTH])
+    second = launch(cluster, SYNC, "sync [shared, south]", integrations=[SHARED, SOUTH])
+    completed(cluster, [first, second])
+    print(f"   ran on workers: {first.worker}, {second.worker}")
+    if first.worker and second.worker and first.worker == second.worker:
+        raise ClusterError("both overlapping runs ran on one worker (each has --limit 1)")
+    check_delivery(cluster, [SHARED, NORTH, SOUTH])
+
+
+def _add_bills(cluster: Cluster, count: int) -> None:
+    answer = httpx.post(f"{cluster.m3ter_url}/_sandbox/bills/bulk", json={"count": count})
+    if answer.status_code != 201:
+        raise ClusterError(f"m3ter sandbox refused new bills: {answer.status_code} {answer.text}")
+
+
+def _documents(cluster: Cluster, name: str) -> int:
+    from deployments.cluster.checks import tenant_documents, xero_state
+
+    return tenant_documents(xero_state(cluster.xero_url), cluster.integrations[name].tenant_id)[1]
+
+
+def killed_worker_then_rerun(cluster: Cluster) -> None:
+    from store.factory import database
+    from store.ledger import Ledger, Outcome
+
+    _add_bills(cluster, 200)
+    before = _documents(cluster, NORTH)
+    faults = {"slow_rate": 1.0, "slow_seconds": 0.4, "seed": 5}  # long enough to land a kill
+    httpx.post(f"{cluster.xero_url}/_sandbox/faults", json=faults).raise_for_status()
+    try:
+        run = launch(cluster, SYNC, "sync [north] (to be killed)", integrations=[NORTH])
+
+        def posting(flow_runs: list[Any]) -> bool:
+            if flow_runs[0].state is not None and flow_runs[0].state.is_final():
+                raise ClusterError("the sync ended before it could be killed")
+            return run.worker is not None and _documents(cluster, NORTH) > before
+
+        wait_runs(cluster, [run], until=posting)
+        time.sleep(0.6)  # let another batch reach Xero, maybe not yet the ledger
+        assert run.pid is not None and run.worker is not None
+        worker_pid = cluster.procs.pid(run.worker)
+        victims = [run.pid, *descendants(run.pid), worker_pid]
+        kill_pids(victims, signal.SIGKILL)
+        cluster.procs.forget(run.worker)
+        print(f"   SIGKILLed {run.worker} (pid {worker_pid}) and flow run pid {run.pid}")
+    finally:
+        httpx.delete(f"{cluster.xero_url}/_sandbox/faults")
+    at_kill = _documents(cluster, NORTH) - before
+    ledger = Ledger(database(_settings())).snapshot(cluster.integrations[NORTH].integration_id)
+    started = {b for b, e in ledger.items() if e.outcome is Outcome.STARTED}
+    cluster.figures["kill"] = {"new documents at kill": at_kill, "ledger STARTED": len(started)}
+    if at_kill <= 0:
+        raise ClusterError("the kill landed before any new document reached Xero")
+
+    start_worker(cluster, run.worker)  # a replacement, as a supervisor would
+    wait_workers(cluster)
+    rerun = launch(cluster, RERUN, "rerun_failed_syncs [north]", integration=NORTH)
+    completed(cluster, [rerun])
+    again = launch(cluster, SYNC, "sync [north] after the kill", integrations=[NORTH])
+    completed(cluster, [again])
+    check_delivery(cluster, [SHARED, NORTH, SOUTH])
+
+
+def limits_held(cluster: Cluster) -> None:
+    from prefect.client.orchestration import get_client
+
+    from deployments.cluster.checks import within_xero_limits
+    from tasks.sync.limits import concurrency_name, rate_name
+
+    tenants = [c.tenant_id for c in cluster.integrations.values()]
+    with get_client(sync_client=True) as client:
+        for tenant in tenants:
+            for name in (concurrency_name(tenant), rate_name(tenant)):
+                try:
+                    client.read_global_concurrency_limit_by_name(name)
+                except Exception as exc:
+                    raise ClusterError(f"the sync did not create the Prefect limit {name}") from exc
+    figures = within_xero_limits(cluster.xero_url, tenants)
+    cluster.figures["xero calls"] = figures.calls
+    cluster.figures["max concurrent calls per tenant"] = figures.max_concurrency
+    cluster.figures["max calls per scaled minute per tenant"] = figures.max_calls_per_minute
+    cluster.figures["429s by tenant and limit"] = figures.refused
+
+
+def _expire_shared_token(cluster: Cluster) -> None:
+    """Move the Xero clock past the token's life, and our stored expiry with it.
+
+    Our processes read the real clock, the sandbox its own: both must agree the access token
+    is spent, as they would after half an hour had really passed.
+    """
+    from store.credentials import TokenSet
+    from tasks.xero.credentials import credentials
+
+    httpx.post(
+        f"{cluster.xero_url}/_sandbox/clock", json={"advance_seconds": ACCESS_TOKEN_SECONDS + 60}
+    ).raise_for_status()
+    store = credentials(_settings())
+    credential_id = cluster.integrations[SHARED].credential_id
+    record = store.read_tokens(credential_id)
+    assert record.tokens is not None
+    version = store.try_lease(credential_id, record.version, 0.001)
+    if version is None:
+        raise ClusterError("could not age the shared credential's token (lease refused)")
+    aged = TokenSet(
+        access_token=record.tokens.access_token.get_secret_value(),
+        refresh_token=record.tokens.refresh_token.get_secret_value(),
+        expires_at=time.time() - 1,
+    )
+    if not store.store_refreshed(credential_id, version, aged):
+        raise ClusterError("could not age the shared credential's token (version moved)")
+
+
+def one_refresh_per_expiry(cluster: Cluster) -> None:
+    from deployments.cluster.checks import xero_state
+
+    _add_bills(cluster, 100)  # work for both runs, so both need a token
+    _expire_shared_token(cluster)
+    before = xero_state(cluster.xero_url)["refreshes"]
+    runs = [
+        launch(cluster, SYNC, f"sync [shared] #{n} after expiry", integrations=[SHARED])
+        for n in (1, 2)
+    ]
+    completed(cluster, runs)
+    workers = {r.worker for r in runs}
+    print(f"   ran on workers: {', '.join(str(w) for w in workers)}")
+    if None not in workers and len(workers) != 2:
+        raise ClusterError(f"both syncs ran on one worker: {workers}")
+    after = xero_state(cluster.xero_url)["refreshes"]
+    cluster.figures["token refreshes for one expiry"] = after - before
+    if after - before != 1:
+        raise ClusterError(f"expected exactly 1 token refresh, Xero saw {after - before}")
+    check_delivery(cluster, [SHARED])
+
+
+# -- entry point -----------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deployments.cluster", description=__doc__)
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("BILLSYNC_CLUSTER_POSTGRES", "postgres@127.0.0.1:5432"),
+        help="user@host:port of a PostgreSQL that lets us create databases",
+    )
+    parser.add_argument("--accounts", type=int, default=150, help="m3ter accounts (2 bills each)")
+    parser.add_argument("--batch-size", type=int, default=10, help="small: more Xero calls")
+    args = parser.parse_args(argv)
+
+    began = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="billsync-cluster-"))
+    procs = Processes(work / "logs")
+    dbs = Databases(f"postgresql://{args.postgres}/postgres")
+    ok = False
+    try:
+        print(f"cluster check: logs in {work / 'logs'}", flush=True)
+        cluster = start(procs, dbs, work, args)
+        _phase(cluster, "deploy prefect.yaml", deploy)
+        for n in (1, 2):
+            start_worker(cluster, f"cluster-worker-{n}")
+        _phase(cluster, "2 workers online", wait_workers)
+        _phase(cluster, "integrations", connect)
+        _phase(cluster, "1. concurrent overlapping runs", concurrent_overlapping_runs)
+        _phase(cluster, "2. killed worker, rerun", killed_worker_then_rerun)
+        _phase(cluster, "3. Xero limits across workers", limits_held)
+        _phase(cluster, "4. one refresh per expiry", one_refresh_per_expiry)
+        _phase(cluster, "3. Xero limits (again, at the end)", limits_held)
+        cluster.figures["flow runs launched"] = cluster.runs
+        cluster.figures["total (s)"] = round(time.monotonic() - began, 1)
+        print("\ncluster check passed:")
+        for key, value in cluster.figures.items():
+            print(f"  {key}: {value}")
+        ok = True
+        return 0
+    except ClusterError as exc:
+        print(f"\ncluster check FAILED: {exc}", file=sys.stderr)
+        print(f"logs: {work / 'logs'}", file=sys.stderr)
+        return 1
+    finally:
+        from store.factory import forget_engines
+
+        forget_engines()
+        procs.stop_all()
+        dbs.drop_all()
+        if ok:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
