@@ -21,11 +21,11 @@ from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
-from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 
 from config.errors import AuthError, NotFound, PermanentError, RateLimitError, TransientError
 from config.settings import Settings
 from tasks.m3ter.models import Account, Bill, ExternalMapping
+from tasks.oauth_client import OAuth2Client, OAuthError
 
 log = logging.getLogger(__name__)
 

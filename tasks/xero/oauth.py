@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.httpx_client import OAuth2Client
 
 from config.errors import AuthError, PermanentError, TransientError
 from config.settings import Settings
 from store.credentials import TokenSet
+from tasks.oauth_client import OAuth2Client
 
 
 def auth_event_id(access_token: str) -> str | None:
