@@ -35,22 +35,13 @@ def wait_for_consent_link(name: str, timeout: float = 60) -> ConsentLink:
         except NotFound:
             view = None
         if view is not None and view.status is CredentialStatus.PENDING:
-            run_id = _flow_run_of(view.id)
+            run_id = store.flow_run_id(view.id)
             if run_id:
                 url = _link_artifact(run_id)
                 if url:
                     return ConsentLink(run_id, view.id, url)
         time.sleep(0.2)
     raise TimeoutError(f"no consent link appeared for credential {name!r} in {timeout} s")
-
-
-def _flow_run_of(credential_id: str) -> str | None:
-    from sqlalchemy import select
-
-    from store.schema import credentials as t
-
-    with credentials().engine.connect() as conn:
-        return conn.execute(select(t.c.flow_run_id).where(t.c.id == credential_id)).scalar()
 
 
 def _link_artifact(flow_run_id: str) -> str | None:

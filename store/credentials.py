@@ -195,6 +195,11 @@ class CredentialStore:
                 update(t).where(t.c.id == credential_id).values(flow_run_id=str(flow_run_id))
             )
 
+    def flow_run_id(self, credential_id: str) -> str | None:
+        """The provisioning run waiting for this credential's consent, if any."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.c.flow_run_id).where(t.c.id == credential_id)).scalar()
+
     def claim_state(self, state: str) -> ClaimedState:
         """Spend a consent ``state``: known, pending, unexpired and unused, or ``InvalidInput``."""
         now = self.clock()
