@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CHROMIUM := $(shell command -v chromium 2>/dev/null)
 
-.PHONY: install browser demo test lint serve bench clean
+.PHONY: install browser demo test lint serve bench cluster-test clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,6 +34,10 @@ serve: install
 
 bench: install
 	$(BIN)/python -m bench.run
+
+# A Prefect server on PostgreSQL, two process workers, prefect.yaml deployments (README: Scale-out).
+cluster-test: install
+	$(BIN)/python -m deployments.cluster
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

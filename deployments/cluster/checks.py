@@ -33,14 +33,20 @@ def tenant_documents(state: dict[str, Any], tenant_id: str) -> tuple[dict[str, A
     return docs, held
 
 
-def m3ter_bills(settings: Settings) -> dict[str, int]:
-    """bill id -> version of every bill in m3ter, through the project's own client."""
+def m3ter_bills(settings: Settings, accounts: set[str] | None = None) -> dict[str, int]:
+    """bill id -> version of every bill in m3ter (or of ``accounts``), via the project's client."""
     with M3terClient.from_settings(settings) as m3ter:
         return {
             bill.id: int(bill.version or 0)
             for page in m3ter.iter_bill_pages(page_size=200)
             for bill in page
+            if accounts is None or bill.account_id in accounts
         }
+
+
+def m3ter_accounts(settings: Settings) -> list[str]:
+    with M3terClient.from_settings(settings) as m3ter:
+        return sorted(a.id for a in m3ter.iter_accounts())
 
 
 @dataclass(frozen=True)
@@ -62,8 +68,13 @@ def exactly_once(
     bills: dict[str, int],
     *,
     expect_version: int = 1,
+    tenant_shared: bool = False,
 ) -> Delivery:
-    """Every bill is one document at its version, and the ledger says the same, nothing stuck."""
+    """Every bill is one document at its version, and the ledger says the same, nothing stuck.
+
+    ``tenant_shared``: other integrations post other bills to the same tenant; only this one's
+    ``bills`` are compared (duplicates are still counted tenant-wide).
+    """
     state = xero_state(xero_url)
     docs, held = tenant_documents(state, tenant_id)
     if held != len(docs):
@@ -71,6 +82,8 @@ def exactly_once(
             f"{name}: Xero tenant holds {held} documents for {len(docs)} bill numbers: "
             "some bill was created twice"
         )
+    if tenant_shared:
+        docs = {number: doc for number, doc in docs.items() if number in bills}
     ledger = Ledger(database(settings)).snapshot(integration_id)
     stuck = {
         bill: entry.outcome.value
@@ -115,6 +128,7 @@ def exactly_once(
 @dataclass(frozen=True)
 class LimitFigures:
     calls: int
+    refused_for_limits: int
     max_concurrency: int
     max_calls_per_minute: int
     refused: dict[str, dict[str, int]]
@@ -125,6 +139,7 @@ def within_xero_limits(
 ) -> LimitFigures:
     """No tenant saw more than ``concurrent`` calls at once or ``per_minute`` in a scaled minute,
     and the sandbox's own audit of answered calls found no breach."""
+    tenants = list(tenants)
     accounting = xero_state(xero_url)["accounting"]
     figures = LimitFigures(
         calls=sum(int(accounting["calls"].get(t, 0)) for t in tenants),
@@ -133,7 +148,14 @@ def within_xero_limits(
             (int(n) for t in tenants for n in accounting["calls_per_minute"].get(t, {}).values()),
             default=0,
         ),
-        refused=accounting.get("refused", {}),
+        refused={t: r for t, r in accounting.get("refused", {}).items() if t in tenants},
+        refused_for_limits=sum(
+            n
+            for t, r in accounting.get("refused", {}).items()
+            if t in tenants
+            for problem, n in r.items()
+            if problem in ("concurrent", "minute")
+        ),
     )
     if figures.max_concurrency > concurrent:
         raise ClusterError(

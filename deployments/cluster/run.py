@@ -45,6 +45,8 @@ POOL = "billsync-process"
 SYNC = "sync_bills/sync_bills"
 RERUN = "rerun_failed_syncs/rerun_failed_syncs"
 ORGS = ("Cluster Shared Ltd", "Cluster North Ltd", "Cluster South Ltd")
+LOAD_ORG = "Cluster Load Ltd"  # one tenant fed by LOAD_RUNS integrations at once
+LOAD_RUNS = 6
 SHARED, NORTH, SOUTH = "A shared", "B north", "C south"  # created in this order: list order
 ACCESS_TOKEN_SECONDS = 1800
 RUN_TIMEOUT = 240.0
@@ -132,7 +134,7 @@ def start(procs: Processes, dbs: Databases, work: Path, args: argparse.Namespace
     xero = procs.start(
         "xero-sandbox",
         _py("-m", "sandbox.xero", "--port", str(xero_port), "--time-scale", "0.05",
-            "--orgs", ",".join(ORGS)),
+            "--orgs", ",".join((*ORGS, LOAD_ORG))),
         common,
         ROOT,
     )  # fmt: skip
@@ -200,13 +202,17 @@ def deploy(cluster: Cluster) -> None:
     cluster.figures["deployments"] = len(found)
 
 
-def start_worker(cluster: Cluster, name: str) -> None:
+def start_worker(
+    cluster: Cluster, name: str, limit: int = 1, env: dict[str, str] | None = None
+) -> None:
+    """A process worker; ``--limit 1`` puts two runs launched together on two workers."""
     cluster.procs.start(
         name,
-        _py("-m", "prefect", "worker", "start", "--pool", POOL, "--name", name, "--limit", "1"),
-        cluster.env,
+        _py("-m", "prefect", "worker", "start", "--pool", POOL, "--name", name,
+            "--limit", str(limit)),
+        {**cluster.env, **(env or {})},
         ROOT,
-    )
+    )  # fmt: skip
     if name not in cluster.workers:
         cluster.workers.append(name)
 
@@ -388,7 +394,7 @@ def killed_worker_then_rerun(cluster: Cluster) -> None:
     completed(cluster, [rerun])
     again = launch(cluster, SYNC, "sync [north] after the kill", integrations=[NORTH])
     completed(cluster, [again])
-    check_delivery(cluster, [SHARED, NORTH, SOUTH])
+    check_delivery(cluster, [NORTH])  # the others were not asked to sync the new bills
 
 
 def limits_held(cluster: Cluster) -> None:
@@ -410,6 +416,60 @@ def limits_held(cluster: Cluster) -> None:
     cluster.figures["max concurrent calls per tenant"] = figures.max_concurrency
     cluster.figures["max calls per scaled minute per tenant"] = figures.max_calls_per_minute
     cluster.figures["429s by tenant and limit"] = figures.refused
+    cluster.figures["429s for concurrency/minute"] = figures.refused_for_limits
+
+
+def limits_under_load(cluster: Cluster) -> None:
+    """More posters on one tenant than Xero allows calls at once: Prefect's limits must hold.
+
+    LOAD_RUNS integrations on one organisation, each with its own accounts (so their invoice
+    numbers never meet), synced at once by workers restarted with room for several runs each.
+    """
+    from deployments.cluster.checks import m3ter_accounts, m3ter_bills, within_xero_limits
+    from sandbox.connect import connect_integration
+
+    # Batches of 2 and answers slowed by 0.1 s: each run wants a call in flight all the time,
+    # so the six together ask for more than 5 at once and more than 60 a scaled minute.
+    for name in list(cluster.workers):
+        cluster.procs.stop(name)
+        start_worker(cluster, name, (LOAD_RUNS + 1) // 2, {"BILLSYNC_SYNC_BATCH_SIZE": "2"})
+    wait_workers(cluster)
+    slow = {"slow_rate": 1.0, "slow_seconds": 0.1, "seed": 7}
+    httpx.post(f"{cluster.xero_url}/_sandbox/faults", json=slow).raise_for_status()
+    accounts = m3ter_accounts(_settings())
+    shares = {f"L{n} load": accounts[n::LOAD_RUNS] for n in range(LOAD_RUNS)}
+    for name, share in shares.items():
+        cluster.integrations[name] = connect_integration(
+            cluster.xero_url, name, LOAD_ORG, account_ids=share
+        )
+    runs = [launch(cluster, SYNC, f"sync [{n}]", integrations=[n]) for n in shares]
+    try:
+        completed(cluster, runs)
+    finally:
+        httpx.delete(f"{cluster.xero_url}/_sandbox/faults")
+    print(f"   ran on workers: {sorted(str(r.worker) for r in runs)}")
+    from deployments.cluster.checks import exactly_once
+
+    for name, share in shares.items():
+        made = cluster.integrations[name]
+        bills = m3ter_bills(_settings(), set(share))
+        exactly_once(
+            _settings(),
+            cluster.xero_url,
+            made.integration_id,
+            name,
+            made.tenant_id,
+            bills,
+            tenant_shared=True,
+        )
+    load = within_xero_limits(cluster.xero_url, [cluster.integrations["L0 load"].tenant_id])
+    cluster.figures["load tenant"] = {
+        "runs at once": LOAD_RUNS,
+        "calls": load.calls,
+        "max concurrent": load.max_concurrency,
+        "max per scaled minute": load.max_calls_per_minute,
+        "429s (concurrency/minute)": load.refused_for_limits,
+    }
 
 
 def _expire_shared_token(cluster: Cluster) -> None:
@@ -471,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         help="user@host:port of a PostgreSQL that lets us create databases",
     )
     parser.add_argument("--accounts", type=int, default=150, help="m3ter accounts (2 bills each)")
-    parser.add_argument("--batch-size", type=int, default=10, help="small: more Xero calls")
+    parser.add_argument("--batch-size", type=int, default=5, help="small: more Xero calls")
     args = parser.parse_args(argv)
 
     began = time.monotonic()
@@ -491,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         _phase(cluster, "2. killed worker, rerun", killed_worker_then_rerun)
         _phase(cluster, "3. Xero limits across workers", limits_held)
         _phase(cluster, "4. one refresh per expiry", one_refresh_per_expiry)
+        _phase(cluster, "3b. one tenant, more posters than Xero allows", limits_under_load)
         _phase(cluster, "3. Xero limits (again, at the end)", limits_held)
         cluster.figures["flow runs launched"] = cluster.runs
         cluster.figures["total (s)"] = round(time.monotonic() - began, 1)
