@@ -302,10 +302,7 @@ def completed(cluster: Cluster, runs: list[Run]) -> None:
     flow_runs = wait_runs(cluster, runs)
     for run, flow_run in zip(runs, flow_runs, strict=True):
         if not flow_run.state.is_completed():
-            tails = "\n".join(f"[{w}]\n{cluster.procs.tail(w)}" for w in cluster.procs.procs)
-            raise ClusterError(
-                f"{run.label} ended {flow_run.state_name}: {flow_run.state.message}\n{tails}"
-            )
+            raise ClusterError(f"{run.label} ended {flow_run.state_name}: {flow_run.state.message}")
 
 
 # -- scenarios -------------------------------------------------------------------------------
@@ -561,6 +558,8 @@ def main(argv: list[str] | None = None) -> int:
         ok = True
         return 0
     except ClusterError as exc:
+        for name in procs.procs:
+            print(f"\n[last lines of {name}]\n{procs.tail(name, 15)}", file=sys.stderr)
         print(f"\ncluster check FAILED: {exc}", file=sys.stderr)
         print(f"logs: {work / 'logs'}", file=sys.stderr)
         return 1

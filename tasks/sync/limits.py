@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency, rate_limit
+from prefect.exceptions import ObjectAlreadyExists
 
 from config.settings import Settings
 
@@ -41,13 +42,16 @@ def ensure_tenant_limits(settings: Settings, tenant_id: str) -> None:
     if not settings.xero_use_prefect_limits:
         return
     burst, decay = rate_shape(settings)
+    wanted = (
+        (concurrency_name(tenant_id), settings.xero_tenant_concurrency, None),
+        (rate_name(tenant_id), burst, decay),
+    )
     with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(
-            concurrency_name(tenant_id), settings.xero_tenant_concurrency
-        )
-        client.upsert_global_concurrency_limit_by_name(
-            rate_name(tenant_id), burst, slot_decay_per_second=decay
-        )
+        for name, limit, slot_decay in wanted:
+            try:
+                client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay)
+            except ObjectAlreadyExists:  # another run created it between read and create
+                client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay)
 
 
 @contextmanager
