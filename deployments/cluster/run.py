@@ -460,6 +460,11 @@ def limits_under_load(cluster: Cluster) -> None:
             tenant_shared=True,
         )
     load = within_xero_limits(cluster.xero_url, [cluster.integrations["L0 load"].tenant_id])
+    if load.refused_for_limits:
+        raise ClusterError(
+            f"Xero refused {load.refused_for_limits} call(s) for concurrency or the minute "
+            "limit: the Prefect limits did not hold the six runs back"
+        )
     cluster.figures["load tenant"] = {
         "runs at once": LOAD_RUNS,
         "calls": load.calls,
