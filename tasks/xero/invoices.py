@@ -110,7 +110,10 @@ class XeroAccountingClient:
     """Invoices and credit notes of one Xero tenant.
 
     ``token`` is called before every request (the project's token provider refreshes as
-    needed). ``http`` lets callers share a connection pool; the client closes only its own.
+    needed). ``replace_token``, when given, is told of a token Xero refused with 401 and returns
+    a fresh one; the call is then tried once more before ``AuthError`` (a clock that disagrees
+    with Xero's must not disable an integration). ``http`` lets callers share a connection pool;
+    the client closes only its own.
     """
 
     def __init__(
@@ -121,10 +124,12 @@ class XeroAccountingClient:
         *,
         timeout: float = 30,
         http: httpx.Client | None = None,
+        replace_token: Callable[[str], str] | None = None,
     ) -> None:
         self.base_url = api_url.rstrip("/") + "/api.xro/2.0"
         self.tenant_id = tenant_id
         self._token = token
+        self._replace_token = replace_token
         self._own_http = http is None
         self._http = http or httpx.Client(timeout=timeout)
         self._timeout = timeout
@@ -260,8 +265,9 @@ class XeroAccountingClient:
         body: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
+        token = self._token()
         headers = {
-            "Authorization": f"Bearer {self._token()}",
+            "Authorization": f"Bearer {token}",
             "xero-tenant-id": self.tenant_id,
             "Accept": "application/json",
         }
@@ -272,8 +278,25 @@ class XeroAccountingClient:
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
         what = f"{method} {path}"
+        response = self._send(what, method, path, params, content, headers)
+        if response.status_code == 401 and self._replace_token is not None:
+            fresh = self._replace_token(token)
+            if fresh != token:
+                headers["Authorization"] = f"Bearer {fresh}"
+                response = self._send(what, method, path, params, content, headers)
+        return self._answer(what, response)
+
+    def _send(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        content: bytes | None,
+        headers: dict[str, str],
+    ) -> httpx.Response:
         try:
-            response = self._http.request(
+            return self._http.request(
                 method,
                 self.base_url + path,
                 params=params,
@@ -285,7 +308,6 @@ class XeroAccountingClient:
             raise TransientError(f"{what}: timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             raise TransientError(f"{what}: connection failed ({type(exc).__name__})") from None
-        return self._answer(what, response)
 
     @staticmethod
     def _answer(what: str, response: httpx.Response) -> dict[str, Any]:

@@ -57,7 +57,13 @@ class XeroTokenProvider:
         with self._lock(credential_id):
             return self._access_token(credential_id)
 
-    def _access_token(self, credential_id: str) -> str:
+    def replace_rejected(self, credential_id: str, rejected: str) -> str:
+        """A token other than ``rejected``, which Xero refused (401) before we thought it expired
+        (clock skew, a token revoked early): refresh once, unless another caller already did."""
+        with self._lock(credential_id):
+            return self._access_token(credential_id, rejected=rejected)
+
+    def _access_token(self, credential_id: str, rejected: str | None = None) -> str:
         deadline = time.monotonic() + self.wait_seconds
         delay = 0.02
         while True:
@@ -65,8 +71,9 @@ class XeroTokenProvider:
             if record.status is CredentialStatus.NEEDS_REAUTH or record.tokens is None:
                 raise AuthError(f"credential {credential_id} needs to be reconnected to Xero")
             now = self.clock()
-            if record.tokens.expires_at - now > self.margin_seconds:
-                return record.tokens.access_token.get_secret_value()
+            current = record.tokens.access_token.get_secret_value()
+            if record.tokens.expires_at - now > self.margin_seconds and current != rejected:
+                return current
             leased = (record.lease_until or 0) > now
             if not leased:
                 version = self.store.try_lease(credential_id, record.version, self.lease_seconds)

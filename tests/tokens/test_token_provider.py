@@ -148,3 +148,42 @@ def test_spent_refresh_token_marks_credential_needs_reauth(env, xero):
     assert store.get(credential_id).status is CredentialStatus.NEEDS_REAUTH
     with pytest.raises(AuthError):
         token_provider().access_token(credential_id)
+
+
+def test_a_token_xero_refuses_early_is_replaced_once_and_the_call_retried(env, xero):
+    """Xero's clock runs ahead of ours: it refuses a token we think valid for 30 minutes."""
+    from tasks.xero.invoices import XeroAccountingClient
+
+    granted = httpx.post(f"{xero.url}/_sandbox/grant", json={"orgs": [DEFAULT_ORGS[0]]}).json()
+    store = credential_store(get_settings())
+    pending = store.create_pending("Skewed")
+    tenant = granted["tenant_ids"][0]
+    store.activate(
+        pending.credential_id,
+        tenant,
+        DEFAULT_ORGS[0],
+        TokenSet(
+            access_token=granted["access_token"],
+            refresh_token=granted["refresh_token"],
+            expires_at=time.time() + 1800,
+        ),
+    )
+    httpx.post(f"{xero.url}/_sandbox/clock", json={"advance_seconds": 1801})
+    provider = token_provider()
+    with XeroAccountingClient(
+        get_settings().xero_api_url,
+        tenant,
+        provider.getter(pending.credential_id),
+        replace_token=lambda rejected: provider.replace_rejected(pending.credential_id, rejected),
+    ) as client:
+        assert client.find_invoices_by_number(["nothing"]) == {}
+        assert client.find_invoices_by_number(["nothing"]) == {}
+    assert refreshes(xero) == 1
+    # A caller still holding the refused token gets the replacement, not another refresh.
+    assert provider.replace_rejected(pending.credential_id, granted["access_token"]) != (
+        granted["access_token"]
+    )
+    assert refreshes(xero) == 1
+    without = XeroAccountingClient(get_settings().xero_api_url, tenant, lambda: "stale")
+    with pytest.raises(AuthError):
+        without.find_invoices_by_number(["nothing"])
