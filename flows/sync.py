@@ -10,7 +10,7 @@ page; only the integration's allowed accounts, its mappings and its ledger snaps
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +24,9 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture
 from prefect.states import Completed, Failed
+from prefect.utilities.annotations import quote
 
 from config.errors import AuthError, BillSyncError, NotFound
 from config.integration import IntegrationStatus, parsed_filter
@@ -35,7 +37,7 @@ from store.ledger import RETRYABLE, Fate, Ledger, LedgerEntry, Outcome
 from tasks.m3ter.client import M3terClient
 from tasks.m3ter.models import Account, Bill, ExternalMapping
 from tasks.notifications import notify_disabled
-from tasks.sync.limits import ensure_tenant_limits
+from tasks.sync.limits import TenantSlots, ensure_tenant_limits
 from tasks.sync.plan import PagePlan, Send, plan_page
 from tasks.sync.post import DailyLimitReached, PostReport, TenantPoster, fate_for
 from tasks.xero.credentials import token_provider
@@ -154,13 +156,17 @@ def post_sends(integration: IntegrationView, tenant_id: str, sends: list[Send]) 
     """Post one page's documents to the tenant in batches of up to 50."""
     settings = get_settings()
     provider = token_provider(settings)
-    with XeroAccountingClient(
-        settings.xero_api_url,
-        tenant_id,
-        provider.getter(integration.credential_id or ""),
-        timeout=settings.http_timeout_seconds,
-    ) as client:
+    with (
+        XeroAccountingClient(
+            settings.xero_api_url,
+            tenant_id,
+            provider.getter(integration.credential_id or ""),
+            timeout=settings.http_timeout_seconds,
+        ) as client,
+        TenantSlots(settings, tenant_id) as slots,
+    ):
         poster = TenantPoster(
+            slots=slots,
             settings=settings,
             client=client,
             ledger=Ledger(database(settings)),
@@ -270,11 +276,31 @@ def sync_integration(
     progress = Progress(integration, expected=len(bill_ids) if bill_ids else len(ledger))
     stop: tuple[Outcome, str] | None = None
     auth_failed: str | None = None
+    # Pages post while later pages are read and prepared: up to the tenant's concurrency in
+    # flight (the Prefect limits still decide when each call may go).
+    in_flight: deque[PrefectFuture[PostReport]] = deque()
+    window = max(1, settings.xero_tenant_concurrency)
+
+    def settle(future: PrefectFuture[PostReport]) -> None:
+        nonlocal stop, auth_failed
+        try:
+            report.add_post(future.result())
+        except DailyLimitReached as exc:
+            if stop is None:
+                stop = (Outcome.RATE_LIMIT_RETRY, f"deferred to the next run: {exc}")
+                logger.warning("%s; the remaining bills wait for the next run", exc)
+            report.failed += 1
+        except AuthError as exc:
+            if auth_failed is None:
+                auth_failed = str(exc)
+                stop = (Outcome.AUTH_FAILED, f"not sent: {exc}")
+            report.failed += 1
+
     for number, bills in enumerate(_bill_pages(settings, since, bill_ids), start=1):
         progress.advance(len(bills))
         plan = prepare_page.with_options(
             task_run_name=f"prepare page {number} ({len(bills)} bills)"
-        )(integration, bills, accounts, mappings, ledger, dry_run)
+        )(integration, quote(bills), quote(accounts), quote(mappings), quote(ledger), dry_run)
         report.unchanged += plan.unchanged
         report.add_fates(plan.fates)
         if not plan.sends:
@@ -282,22 +308,18 @@ def sync_integration(
         if dry_run:
             report.would_send += len(plan.sends)
             continue
+        while in_flight and (len(in_flight) >= window or in_flight[0].state.is_final()):
+            settle(in_flight.popleft())
         if stop is not None:
             report.add_post(_defer(integration, tenant_id, plan.sends, *stop))
             continue
-        try:
-            posted = post_sends.with_options(
+        in_flight.append(
+            post_sends.with_options(
                 task_run_name=f"post page {number} ({len(plan.sends)} documents) to {tenant_id}"
-            )(integration, tenant_id, plan.sends)
-            report.add_post(posted)
-        except DailyLimitReached as exc:
-            stop = (Outcome.RATE_LIMIT_RETRY, f"deferred to the next run: {exc}")
-            logger.warning("%s; the remaining bills wait for the next run", exc)
-            report.failed += 1
-        except AuthError as exc:
-            auth_failed = str(exc)
-            stop = (Outcome.AUTH_FAILED, f"not sent: {exc}")
-            report.failed += 1
+            ).submit(integration, tenant_id, quote(plan.sends))
+        )
+    while in_flight:
+        settle(in_flight.popleft())
     progress.finish()
     if auth_failed is not None:
         report.disabled = _disable(integration, f"Xero refused the credential: {auth_failed}")
@@ -375,6 +397,22 @@ def _isolated(view: IntegrationView, **kwargs: Any) -> dict[str, Any]:
     return {"row": report.row(), "failures": report.failures, "failed": 1}
 
 
+@task(name="sync integration", cache_policy=NO_CACHE, persist_result=False)
+def sync_one(view: IntegrationView, **kwargs: Any) -> dict[str, Any]:
+    """Carries one integration's subflow so integrations run side by side (their tenants'
+    limits are Prefect's, shared by every worker, so running together is safe)."""
+    return _isolated(view, **kwargs)
+
+
+def _concurrently(views: list[IntegrationView], **kwargs: Any) -> list[dict[str, Any]]:
+    if len(views) <= 1:
+        return [_isolated(v, **kwargs) for v in views]
+    futures = [
+        sync_one.with_options(task_run_name=f"sync {v.name}").submit(v, **kwargs) for v in views
+    ]
+    return [f.result() for f in futures]
+
+
 @flow(name="sync_bills")
 def sync_bills(
     integrations: list[str] | None = None,
@@ -388,7 +426,7 @@ def sync_bills(
         since: only bills dated on or after this day.
         dry_run: show what would be sent; post nothing and record nothing.
     """
-    results = [_isolated(v, since=since, dry_run=dry_run) for v in _targets(integrations)]
+    results = _concurrently(_targets(integrations), since=since, dry_run=dry_run)
     return _summarise(results, dry_run)
 
 

@@ -12,13 +12,17 @@ Two limits per tenant, created (or corrected) when a sync starts:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
 
-from prefect.client.orchestration import get_client
-from prefect.concurrency.sync import concurrency, rate_limit
+import httpx
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.exceptions import ObjectAlreadyExists
 
+from config.errors import PermanentError
 from config.settings import Settings
 
 
@@ -54,12 +58,76 @@ def ensure_tenant_limits(settings: Settings, tenant_id: str) -> None:
                 client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay)
 
 
-@contextmanager
-def xero_call_slot(settings: Settings, tenant_id: str) -> Iterator[None]:
-    """Hold a concurrency slot and spend a rate token for one call to the tenant."""
-    if not settings.xero_use_prefect_limits:
-        yield
-        return
-    with concurrency(concurrency_name(tenant_id), occupy=1, strict=True):
-        rate_limit(rate_name(tenant_id), occupy=1, strict=True)
-        yield
+class TenantSlots:
+    """Acquires the tenant's two Prefect limits for each Xero call over one kept-alive client.
+
+    Prefect's ``concurrency()``/``rate_limit()`` helpers open a new API client (TLS context,
+    connection) for every acquire and release and start a lease-renewal loop per call: ~3 fresh
+    connections per Xero call, which held a tenant far below its ceiling. Here the same server
+    endpoints are called on one client: the concurrency slot is taken with a lease (freed by the
+    server if this process dies mid-call; ``LEASE_SECONDS`` outlasts any one HTTP call, so no
+    renewal is needed), the rate token is spent, then the lease is released. A 423 answer is
+    waited out for its Retry-After, as Prefect's own helpers do.
+    """
+
+    LEASE_SECONDS = 300.0
+
+    def __init__(
+        self, settings: Settings, tenant_id: str, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.enabled = settings.xero_use_prefect_limits
+        self.tenant_id = tenant_id
+        self._sleep = sleep
+        self._client: SyncPrefectClient | None = None
+
+    def __enter__(self) -> TenantSlots:
+        if self.enabled:
+            self._client = get_client(sync_client=True)
+            self._client.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._client is not None:
+            self._client.__exit__(None, None, None)
+            self._client = None
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        """Hold a concurrency slot and spend a rate token for one call to the tenant."""
+        client = self._client
+        if client is None:
+            if self.enabled:
+                raise RuntimeError("TenantSlots used outside its 'with' block")
+            yield
+            return
+        lease = self._increment(
+            lambda: client.increment_concurrency_slots_with_lease(
+                [concurrency_name(self.tenant_id)], 1, "concurrency", self.LEASE_SECONDS
+            )
+        )
+        try:
+            self._increment(
+                lambda: client.increment_concurrency_slots(
+                    [rate_name(self.tenant_id)], 1, "rate_limit"
+                )
+            )
+            yield
+        finally:
+            client.release_concurrency_slots_with_lease(UUID(lease["lease_id"]))
+
+    def _increment(self, request: Callable[[], httpx.Response]) -> Any:
+        while True:
+            try:
+                body = request().json()
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code != 423:
+                    raise
+                self._sleep(float(exc.response.headers.get("Retry-After", "0.1")))
+                continue
+            limits = body.get("limits", []) if isinstance(body, dict) else body
+            if not limits:  # strict: a missing limit must not mean "unlimited"
+                raise PermanentError(
+                    f"Prefect has no concurrency limits for tenant {self.tenant_id}; "
+                    "ensure_tenant_limits must run first"
+                )
+            return body

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,7 +25,7 @@ from config.errors import (
 )
 from config.settings import Settings
 from store.ledger import Fate, Ledger, Outcome
-from tasks.sync.limits import xero_call_slot
+from tasks.sync.limits import TenantSlots
 from tasks.sync.plan import Send, idempotency_key
 from tasks.xero.invoices import InvoiceResult, XeroAccountingClient
 from tasks.xero.retries import with_retries
@@ -87,8 +88,10 @@ class TenantPoster:
         run_id: str | None = None,
         log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        slots: TenantSlots | None = None,
     ) -> None:
         self.settings = settings
+        self.slots = slots
         self.client = client
         self.ledger = ledger
         self.integration_id = integration_id
@@ -252,7 +255,7 @@ class TenantPoster:
     def _call(self, fn: Callable[[], Any], label: str, report: PostReport) -> Any:
         def attempt() -> Any:
             report.calls += 1
-            with xero_call_slot(self.settings, self.tenant_id):
+            with self._slot():
                 try:
                     return fn()
                 except RateLimitError as exc:
@@ -290,6 +293,15 @@ class TenantPoster:
             )
         except _NoRetry as stop:
             raise stop.error from None
+
+    @contextmanager
+    def _slot(self) -> Iterator[None]:
+        if self.slots is not None:
+            with self.slots.call():
+                yield
+            return
+        with TenantSlots(self.settings, self.tenant_id) as slots, slots.call():
+            yield
 
     def _record_all(
         self,

@@ -1,0 +1,113 @@
+"""The floor: a plain script doing the sync's essential work, with no Prefect and no ledger.
+
+It reads the same bills from the m3ter sandbox (pages of the same size), maps each with the
+project's mapper, and PUTs the same invoices in the same batches of up to 50 to the same Xero
+sandbox: one poster thread per integration, fed as pages arrive. ``sync_bills`` ÷ this is our
+overhead. Run as ``python -m bench.floor SPEC_JSON``; it prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from config.integration import IntegrationConfig
+from config.settings import Settings
+from tasks.m3ter.client import M3terClient
+from tasks.mapping.invoice import map_bill
+from tasks.xero import money_json
+
+BATCH = 50
+
+
+def _grant(xero_url: str, org: str) -> tuple[str, str]:
+    """(access token, tenant id) from the Xero sandbox, as a consent would give."""
+    body = httpx.post(f"{xero_url}/_sandbox/grant", json={"orgs": [org]}, timeout=30).json()
+    return body["access_token"], body["tenant_ids"][0]
+
+
+def _poster(
+    xero_url: str, token: str, tenant: str, inbox: queue.Queue[Any], tally: dict[str, int]
+) -> None:
+    url = f"{xero_url}/api.xro/2.0/Invoices"
+    with httpx.Client(timeout=60) as http:
+        while (batch := inbox.get()) is not None:
+            response = http.put(
+                url,
+                params={"summarizeErrors": "false", "unitdp": "4"},
+                content=money_json.dumps({"Invoices": batch}),
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "xero-tenant-id": tenant,
+                    "Content-Type": "application/json",
+                    "Accept": "application/json",
+                    "Idempotency-Key": f"floor:{uuid.uuid4()}",
+                },
+            )
+            response.raise_for_status()
+            tally["calls"] += 1
+            tally["documents"] += len(response.json().get("Invoices") or [])
+
+
+def run(spec: dict[str, Any]) -> dict[str, Any]:
+    """Sync ``spec['integrations']`` the plain way; wall time measured from the first read."""
+    settings = Settings(**spec["settings"])
+    xero = spec["xero_url"]
+    routes: dict[str, tuple[IntegrationConfig, str, queue.Queue[Any]]] = {}
+    threads: list[threading.Thread] = []
+    tally = {"calls": 0, "documents": 0, "bills": 0}
+    buffers: dict[str, list[dict[str, Any]]] = {}
+    for item in spec["integrations"]:
+        config = IntegrationConfig(name=item["name"], account_ids=item["account_ids"])
+        token, tenant = _grant(xero, item["org"])
+        inbox: queue.Queue[Any] = queue.Queue()
+        integration_id = f"floor-{item['name']}"
+        for account_id in item["account_ids"]:
+            routes[account_id] = (config, integration_id, inbox)
+        buffers[integration_id] = []
+        threads.append(
+            threading.Thread(target=_poster, args=(xero, token, tenant, inbox, tally), daemon=True)
+        )
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    with M3terClient.from_settings(settings) as m3ter:
+        accounts = {a.id: a for a in m3ter.iter_accounts()}
+        for page in m3ter.iter_bill_pages(page_size=settings.sync_page_size):
+            for bill in page:
+                tally["bills"] += 1
+                route = routes.get(bill.account_id or "")
+                if route is None:
+                    continue
+                config, integration_id, inbox = route
+                result = map_bill(config, integration_id, bill, accounts[bill.account_id or ""])
+                if not result.mapped or result.kind != "invoice":
+                    continue
+                buffer = buffers[integration_id]
+                buffer.append(result.document or {})
+                if len(buffer) == BATCH:
+                    inbox.put(list(buffer))
+                    buffer.clear()
+    for item_id, (_, integration_id, inbox) in {r[1]: r for r in routes.values()}.items():
+        del item_id
+        if buffers[integration_id]:
+            inbox.put(buffers[integration_id])
+        inbox.put(None)
+    for thread in threads:
+        thread.join()
+    return {"wall_seconds": round(time.perf_counter() - started, 3), **tally}
+
+
+def main() -> None:
+    print(json.dumps(run(json.loads(sys.stdin.read()))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
