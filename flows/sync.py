@@ -156,12 +156,14 @@ def post_sends(integration: IntegrationView, tenant_id: str, sends: list[Send]) 
     """Post one page's documents to the tenant in batches of up to 50."""
     settings = get_settings()
     provider = token_provider(settings)
+    credential_id = integration.credential_id or ""
     with (
         XeroAccountingClient(
             settings.xero_api_url,
             tenant_id,
-            provider.getter(integration.credential_id or ""),
+            provider.getter(credential_id),
             timeout=settings.http_timeout_seconds,
+            replace_token=lambda rejected: provider.replace_rejected(credential_id, rejected),
         ) as client,
         TenantSlots(settings, tenant_id) as slots,
     ):

@@ -266,6 +266,8 @@ def test_auth_failure_disables_and_mails_then_a_reconnected_rerun_completes(
     view = integrations().get(main["id"])
     assert view.status.value == "DISABLED"
     assert "refused the credential" in view.disabled_reason
+    # The refused token was replaced once; the refresh itself was refused: a person must act.
+    assert credentials().get(main["credential_id"]).status.value == "NEEDS_REAUTH"
     ledger = ledger_of(main["id"])
     assert {e.outcome for e in ledger.values()} <= {Outcome.AUTH_FAILED, Outcome.SKIPPED}
     assert any(e.outcome is Outcome.AUTH_FAILED for e in ledger.values())
