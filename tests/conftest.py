@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -16,7 +17,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
 from config.settings import get_settings
-from sandbox.serve import free_port
+from sandbox.serve import ServerHandle, free_port, run_in_thread
+from sandbox.xero.app import create_app
 from store.factory import forget_engines
 
 DATABASES = ["sqlite", "postgres"]
@@ -77,7 +79,6 @@ def clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPat
     forget_engines()
 
 
-
 @dataclass
 class Inbox:
     host: str
@@ -96,3 +97,18 @@ def smtp_inbox() -> Iterator[Inbox]:
     controller.start()
     yield inbox
     controller.stop()
+
+
+@pytest.fixture(scope="session")
+def xero_server() -> Iterator[ServerHandle]:
+    """The Xero sandbox (identity + Accounting API), one per session; tests reset it."""
+    handle = run_in_thread(create_app())
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def xero_sandbox(xero_server: ServerHandle) -> Any:
+    sandbox = xero_server.server.config.app.state.sandbox
+    sandbox.reset()
+    return sandbox

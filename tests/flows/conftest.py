@@ -13,16 +13,8 @@ import pytest
 
 from config.settings import get_settings
 from sandbox.serve import ServerHandle, run_in_thread
-from sandbox.xero.app import create_app
 from sandbox.xero.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORGS
 from web.callback import create_callback_app
-
-
-@pytest.fixture(scope="session")
-def xero_server() -> Iterator[ServerHandle]:
-    handle = run_in_thread(create_app())
-    yield handle
-    handle.stop()
 
 
 @pytest.fixture(scope="session")
@@ -30,13 +22,6 @@ def callback_server(prefect_server: str) -> Iterator[ServerHandle]:
     handle = run_in_thread(create_callback_app())
     yield handle
     handle.stop()
-
-
-@pytest.fixture
-def xero_sandbox(xero_server: ServerHandle) -> Any:
-    sandbox = xero_server.server.config.app.state.sandbox
-    sandbox.reset()
-    return sandbox
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The Xero Accounting API sandbox over raw HTTP: Xero's shapes, rules, limits and faults.
+"""The Xero Accounting API xero_sandbox over raw HTTP: Xero's shapes, rules, limits and faults.
 
 Answers with a documented status are validated against ``xero_accounting.yaml``.
 """
@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.serve import ServerHandle, run_in_thread
+from sandbox.serve import ServerHandle
 from sandbox.xero.app import create_app
 from sandbox.xero.state import DEFAULT_ORGS
 from tasks.xero import money_json
@@ -26,25 +26,11 @@ SPEC = "xero_accounting.yaml"
 API = "/api.xro/2.0"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerHandle]:
-    handle = run_in_thread(create_app())
-    yield handle
-    handle.stop()
-
-
 @pytest.fixture
-def sandbox(server: ServerHandle) -> Any:
-    sb = server.server.config.app.state.sandbox
-    sb.reset()
-    return sb
-
-
-@pytest.fixture
-def xero(server: ServerHandle, sandbox: Any) -> Iterator[Xero]:
-    with httpx.Client(base_url=server.url) as http:
-        tokens = sandbox.grant(list(DEFAULT_ORGS))
-        tokens["tenant_ids"] = [sandbox.orgs[name] for name in DEFAULT_ORGS]  # in that order
+def xero(xero_server: ServerHandle, xero_sandbox: Any) -> Iterator[Xero]:
+    with httpx.Client(base_url=xero_server.url) as http:
+        tokens = xero_sandbox.grant(list(DEFAULT_ORGS))
+        tokens["tenant_ids"] = [xero_sandbox.orgs[name] for name in DEFAULT_ORGS]  # in that order
         yield Xero(http, tokens)
 
 
@@ -103,11 +89,13 @@ def inv(number: str, unit: str = "10.00", **extra: Any) -> dict[str, Any]:
     }
 
 
-def test_token_and_tenant_are_checked(xero: Xero, server: ServerHandle) -> None:
-    bare = httpx.get(f"{server.url}{API}/Invoices", headers={"xero-tenant-id": xero.tenants[0]})
+def test_token_and_tenant_are_checked(xero: Xero, xero_server: ServerHandle) -> None:
+    bare = httpx.get(
+        f"{xero_server.url}{API}/Invoices", headers={"xero-tenant-id": xero.tenants[0]}
+    )
     assert bare.status_code == 401 and "Bearer" in bare.headers["WWW-Authenticate"]
     wrong = httpx.get(
-        f"{server.url}{API}/Invoices",
+        f"{xero_server.url}{API}/Invoices",
         headers={"Authorization": "Bearer forged", "xero-tenant-id": xero.tenants[0]},
     )
     assert wrong.status_code == 401 and wrong.json()["Title"] == "Unauthorized"
@@ -184,12 +172,12 @@ def test_every_answer_carries_limit_headers_and_limits_bite(xero: Xero) -> None:
     }  # fmt: skip
 
 
-def test_concurrency_limit(xero: Xero, server: ServerHandle) -> None:
+def test_concurrency_limit(xero: Xero, xero_server: ServerHandle) -> None:
     xero.http.post("/_sandbox/faults", json={"slow_rate": 1, "slow_seconds": 0.4})
     statuses: list[int] = []
 
     def call() -> None:
-        with httpx.Client(base_url=server.url) as own:
+        with httpx.Client(base_url=xero_server.url) as own:
             statuses.append(Xero(own, {"access_token": xero.token, "tenant_ids": xero.tenants})
                             .call("GET", "/Invoices").status_code)  # fmt: skip
 
@@ -205,9 +193,12 @@ def test_concurrency_limit(xero: Xero, server: ServerHandle) -> None:
 
 
 def test_scaled_minute_gives_fractional_retry_after(xero: Xero) -> None:
-    assert xero.http.post(
-        "/_sandbox/limits", json={"time_scale": 0.02, "per_minute": 2}
-    ).json()["time_scale"] == 0.02  # a minute lasts 1.2 s
+    assert (
+        xero.http.post("/_sandbox/limits", json={"time_scale": 0.02, "per_minute": 2}).json()[
+            "time_scale"
+        ]
+        == 0.02
+    )  # a minute lasts 1.2 s
     xero.call("GET", "/Invoices")
     xero.call("GET", "/Invoices")
     limited = xero.call("GET", "/Invoices")
@@ -255,12 +246,12 @@ def test_idempotency_replays_exactly_and_is_scoped(xero: Xero) -> None:
     assert [t["Invoices_count"] for t in state["documents"].values()] == [1, 1]
 
 
-def test_a_second_call_with_the_key_waits_for_the_first(xero: Xero, server) -> None:
+def test_a_second_call_with_the_key_waits_for_the_first(xero: Xero, xero_server) -> None:
     xero.http.post("/_sandbox/faults", json={"next": ["slow"], "slow_seconds": 0.3})
     answers: list[httpx.Response] = []
 
     def put() -> None:
-        with httpx.Client(base_url=server.url) as own:
+        with httpx.Client(base_url=xero_server.url) as own:
             client = Xero(own, {"access_token": xero.token, "tenant_ids": xero.tenants})
             answers.append(client.call("PUT", "/Invoices", {"Invoices": [inv("W-1")]}, key="w"))
 
@@ -275,7 +266,7 @@ def test_a_second_call_with_the_key_waits_for_the_first(xero: Xero, server) -> N
     assert xero.state()["documents"][xero.tenants[0]]["Invoices_count"] == 1
 
 
-def test_lookups_control_endpoints_state_and_reset(xero: Xero, sandbox: Any) -> None:
+def test_lookups_control_endpoints_state_and_reset(xero: Xero, xero_sandbox: Any) -> None:
     created = xero.call("PUT", "/Invoices", {"Invoices": [inv("L-1"), inv("L-2")]}).json()
     ids = [i["InvoiceID"] for i in created["Invoices"]]
     by_id = xero.call("GET", "/Invoices", params={"IDs": ids[1]}).json()["Invoices"]
@@ -302,15 +293,15 @@ def test_lookups_control_endpoints_state_and_reset(xero: Xero, sandbox: Any) -> 
     assert mine["CreditNotes_count"] == 1 and state["calls"][xero.tenants[0]] == 5
     assert sum(state["calls_per_minute"][xero.tenants[0]].values()) == 5
     assert state["lock_dates"] == {xero.tenants[0]: "2030-01-01"}
-    sandbox.reset()
+    xero_sandbox.reset()
     state = xero.state()
     assert state["documents"] == {} and state["calls"] == {} and state["lock_dates"] == {}
 
 
 def test_time_scale_is_set_at_creation_and_survives_reset() -> None:
-    sandbox = create_app(time_scale=0.05).state.sandbox
-    limiter = sandbox.accounting.limiter
+    xero_sandbox = create_app(time_scale=0.05).state.sandbox
+    limiter = xero_sandbox.accounting.limiter
     assert limiter.config.time_scale == 0.05
     limiter.configure({"time_scale": 1, "enabled": False})
-    sandbox.reset()
+    xero_sandbox.reset()
     assert (limiter.config.time_scale, limiter.config.enabled) == (0.05, True)

@@ -34,16 +34,9 @@ UK, US = DEFAULT_ORGS
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerHandle]:
-    handle = run_in_thread(create_app())
-    yield handle
-    handle.stop()
-
-
 @pytest.fixture
-def http(server: ServerHandle) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10, follow_redirects=False) as client:
+def http(xero_server: ServerHandle) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=xero_server.url, timeout=10, follow_redirects=False) as client:
         assert client.post("/_sandbox/reset").status_code == 200
         yield client
 
@@ -402,14 +395,14 @@ def test_refresh_rotates_and_the_old_refresh_token_dies(http: httpx.Client) -> N
 
 
 def test_concurrent_refreshes_of_one_token_give_exactly_one_winner(
-    http: httpx.Client, server: ServerHandle
+    http: httpx.Client, xero_server: ServerHandle
 ) -> None:
     token = tokens_for(http, UK)["refresh_token"]
     statuses: list[int] = []
     barrier = threading.Barrier(6)
 
     def race() -> None:
-        with httpx.Client(base_url=server.url, timeout=10) as own:
+        with httpx.Client(base_url=xero_server.url, timeout=10) as own:
             barrier.wait()
             statuses.append(refresh(own, token).status_code)
 
@@ -524,7 +517,7 @@ def test_connections_need_a_valid_unexpired_token(http: httpx.Client) -> None:
 
 
 # -- Authlib, a real OAuth client --------------------------------------------------------------
-def test_authlib_oauth2_client_completes_the_code_flow(server: ServerHandle) -> None:
+def test_authlib_oauth2_client_completes_the_code_flow(xero_server: ServerHandle) -> None:
     scope = "openid offline_access accounting.invoices"
     with OAuth2Client(
         DEFAULT_CLIENT_ID,
@@ -535,26 +528,26 @@ def test_authlib_oauth2_client_completes_the_code_flow(server: ServerHandle) -> 
     ) as client:
         verifier = secrets.token_urlsafe(48)
         url, state = client.create_authorization_url(
-            f"{server.url}/identity/connect/authorize", code_verifier=verifier
+            f"{xero_server.url}/identity/connect/authorize", code_verifier=verifier
         )
         with httpx.Client() as browser:
-            browser.post(f"{server.url}/_sandbox/reset")
+            browser.post(f"{xero_server.url}/_sandbox/reset")
             hop = browser.get(f"{url}&{urlencode({'sandbox_consent': UK})}")
         assert hop.status_code == 302
         token = client.fetch_token(
-            f"{server.url}/connect/token",
+            f"{xero_server.url}/connect/token",
             authorization_response=hop.headers["location"],
             code_verifier=verifier,
             state=state,
         )
         assert token["token_type"] == "Bearer" and token["expires_at"] > time.time()
         event = claims(token["access_token"])["authentication_event_id"]
-        found = client.get(f"{server.url}/connections", params={"authEventId": event})
+        found = client.get(f"{xero_server.url}/connections", params={"authEventId": event})
         assert found.status_code == 200
         assert [c["tenantName"] for c in found.json()] == [UK]
-        renewed = client.refresh_token(f"{server.url}/connect/token")
+        renewed = client.refresh_token(f"{xero_server.url}/connect/token")
         assert renewed["refresh_token"] != token["refresh_token"]
-        assert client.get(f"{server.url}/connections").status_code == 200
+        assert client.get(f"{xero_server.url}/connections").status_code == 200
 
 
 # -- control endpoints -------------------------------------------------------------------------

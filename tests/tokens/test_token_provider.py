@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,8 +15,7 @@ import pytest
 
 from config.errors import AuthError
 from config.settings import get_settings
-from sandbox.serve import ServerHandle, run_in_thread
-from sandbox.xero.app import create_app
+from sandbox.serve import ServerHandle
 from sandbox.xero.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORGS
 from store.credentials import CredentialStatus, TokenSet
 from store.factory import credential_store
@@ -34,16 +32,14 @@ print(token_provider().access_token(sys.argv[1]), flush=True)
 """
 
 
-@pytest.fixture(scope="module")
-def xero() -> Iterator[ServerHandle]:
-    handle = run_in_thread(create_app())
-    yield handle
-    handle.stop()
+@pytest.fixture
+def xero(xero_server: ServerHandle, xero_sandbox) -> ServerHandle:
+    """The session's Xero sandbox, reset for this test."""
+    return xero_server
 
 
 @pytest.fixture
 def env(clean_settings, db_url, encryption_key, xero, tmp_path) -> dict[str, str]:
-    xero.server.config.app.state.sandbox.reset()
     values = {
         "BILLSYNC_DATA_DIR": str(tmp_path),
         "BILLSYNC_DATABASE_URL": db_url,

@@ -1,4 +1,4 @@
-"""XeroAccountingClient against the real Xero sandbox app over loopback HTTP.
+"""XeroAccountingClient against the real Xero xero_sandbox app over loopback HTTP.
 
 Every request body and every answer in these tests passes through an httpx event hook that
 validates it against Xero's own OpenAPI spec (``xero_accounting.yaml``).
@@ -25,8 +25,7 @@ from config.errors import (
     TransientError,
     ValidationFailed,
 )
-from sandbox.serve import ServerHandle, run_in_thread
-from sandbox.xero.app import create_app
+from sandbox.serve import ServerHandle
 from sandbox.xero.state import DEFAULT_ORGS
 from tasks.xero.invoices import InvoiceResult, XeroAccountingClient
 from tasks.xero.retries import with_retries
@@ -65,20 +64,6 @@ def validate_exchange(response: httpx.Response) -> None:
         assert body["Status"] == response.status_code and body["Title"]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerHandle]:
-    handle = run_in_thread(create_app())
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
-def sandbox(server: ServerHandle) -> Any:
-    sb = server.server.config.app.state.sandbox
-    sb.reset()
-    return sb
-
-
 @pytest.fixture
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(event_hooks={"response": [validate_exchange]}) as client:
@@ -86,8 +71,8 @@ def http() -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def tokens(sandbox: Any) -> dict[str, Any]:
-    return sandbox.grant(list(DEFAULT_ORGS))
+def tokens(xero_sandbox: Any) -> dict[str, Any]:
+    return xero_sandbox.grant(list(DEFAULT_ORGS))
 
 
 @pytest.fixture
@@ -96,12 +81,12 @@ def tenant(tokens: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def client(server: ServerHandle, tokens: dict[str, Any], tenant: str, http: httpx.Client):
-    return XeroAccountingClient(server.url, tenant, lambda: tokens["access_token"], http=http)
+def client(xero_server: ServerHandle, tokens: dict[str, Any], tenant: str, http: httpx.Client):
+    return XeroAccountingClient(xero_server.url, tenant, lambda: tokens["access_token"], http=http)
 
 
-def state(server: ServerHandle) -> dict[str, Any]:
-    return httpx.get(f"{server.url}/_sandbox/state").json()["accounting"]
+def state(xero_server: ServerHandle) -> dict[str, Any]:
+    return httpx.get(f"{xero_server.url}/_sandbox/state").json()["accounting"]
 
 
 def invoice(number: str, *lines: tuple[str, str], **extra: Any) -> dict[str, Any]:
@@ -151,16 +136,18 @@ def test_create_find_and_get_keep_money_exact(client: XeroAccountingClient) -> N
 
 
 def test_floats_are_refused_before_anything_is_sent(
-    client: XeroAccountingClient, server: ServerHandle
+    client: XeroAccountingClient, xero_server: ServerHandle
 ) -> None:
     bad = invoice("INV-F")
     bad["LineItems"][0]["UnitAmount"] = 0.1
     with pytest.raises(TypeError):
         client.post_invoices([bad], idempotency_key=key())
-    assert state(server)["calls"] == {}
+    assert state(xero_server)["calls"] == {}
 
 
-def test_each_invoice_gets_its_own_verdict(client: XeroAccountingClient, server, tenant) -> None:
+def test_each_invoice_gets_its_own_verdict(
+    client: XeroAccountingClient, xero_server, tenant
+) -> None:
     client.post_invoices([invoice("INV-1")], idempotency_key=key())
     no_contact = invoice("INV-3")
     del no_contact["Contact"]
@@ -181,11 +168,13 @@ def test_each_invoice_gets_its_own_verdict(client: XeroAccountingClient, server,
         results[1].raise_for_errors()
     assert refused.value.messages == ["Invoice # must be unique."]
     assert results[1].not_editable_reason is None
-    stored = state(server)["documents"][tenant]
+    stored = state(xero_server)["documents"][tenant]
     assert stored["Invoices_count"] == 2 and set(stored["Invoices"]) == {"INV-1", "INV-2"}
 
 
-def test_draft_edits_authorised_only_voids(client: XeroAccountingClient, server, tenant) -> None:
+def test_draft_edits_authorised_only_voids(
+    client: XeroAccountingClient, xero_server, tenant
+) -> None:
     (created,) = client.post_invoices([invoice("INV-E")], idempotency_key=key())
     edited = client.update_invoice(
         created.invoice_id, {"LineItems": invoice("x", ("2", "7.50"))["LineItems"]},
@@ -196,17 +185,15 @@ def test_draft_edits_authorised_only_voids(client: XeroAccountingClient, server,
     with pytest.raises(NotEditable) as refused:
         client.update_invoice(created.invoice_id, {"Reference": "new"}, idempotency_key=key())
     assert refused.value.reason == NOT_EDITABLE
-    voided = client.update_invoice(
-        created.invoice_id, {"Status": "VOIDED"}, idempotency_key=key()
-    )
+    voided = client.update_invoice(created.invoice_id, {"Status": "VOIDED"}, idempotency_key=key())
     assert voided.status == "VOIDED"
     with pytest.raises(NotEditable):
         client.update_invoice(created.invoice_id, {"Status": "DRAFT"}, idempotency_key=key())
-    entry = state(server)["documents"][tenant]["Invoices"]["INV-E"]
+    entry = state(xero_server)["documents"][tenant]["Invoices"]["INV-E"]
     assert entry["Status"] == "VOIDED" and entry["Version"] == 4
 
 
-def test_post_updates_by_number_put_only_creates(client: XeroAccountingClient, server) -> None:
+def test_post_updates_by_number_put_only_creates(client: XeroAccountingClient, xero_server) -> None:
     (first,) = client.post_invoices([invoice("INV-U")], idempotency_key=key())
     (again,) = client.post_invoices(
         [invoice("INV-U", ("3", "1.00"))], idempotency_key=key(), update=True
@@ -217,11 +204,11 @@ def test_post_updates_by_number_put_only_creates(client: XeroAccountingClient, s
     assert dup.errors == ["Invoice # must be unique."]
 
 
-def test_paid_invoice_refuses_every_change(client: XeroAccountingClient, server) -> None:
+def test_paid_invoice_refuses_every_change(client: XeroAccountingClient, xero_server) -> None:
     (created,) = client.post_invoices(
         [invoice("INV-P", Status="AUTHORISED")], idempotency_key=key()
     )
-    paid = httpx.post(f"{server.url}/_sandbox/invoices/{created.invoice_id}/pay")
+    paid = httpx.post(f"{xero_server.url}/_sandbox/invoices/{created.invoice_id}/pay")
     assert paid.status_code == 200
     assert client.get_invoice(created.invoice_id)["AmountDue"] == Decimal("0.00")
     (result,) = client.post_invoices(
@@ -234,10 +221,12 @@ def test_paid_invoice_refuses_every_change(client: XeroAccountingClient, server)
         client.update_invoice(created.invoice_id, {"Status": "VOIDED"}, idempotency_key=key())
 
 
-def test_lock_date_refuses_earlier_documents(client: XeroAccountingClient, server, tenant) -> None:
+def test_lock_date_refuses_earlier_documents(
+    client: XeroAccountingClient, xero_server, tenant
+) -> None:
     (early,) = client.post_invoices([invoice("INV-L0")], idempotency_key=key())
     locked = httpx.post(
-        f"{server.url}/_sandbox/tenants/{tenant}/lock-date", json={"date": "2025-02-01"}
+        f"{xero_server.url}/_sandbox/tenants/{tenant}/lock-date", json={"date": "2025-02-01"}
     )
     assert locked.status_code == 200
     before, after = client.post_invoices(
@@ -249,21 +238,21 @@ def test_lock_date_refuses_earlier_documents(client: XeroAccountingClient, serve
     assert refused.value.reason == LOCKED
 
 
-def test_batch_size_and_key_length_are_checked(client: XeroAccountingClient, server) -> None:
+def test_batch_size_and_key_length_are_checked(client: XeroAccountingClient, xero_server) -> None:
     with pytest.raises(ValueError):
         client.post_invoices([invoice(f"N{i}") for i in range(51)], idempotency_key=key())
     with pytest.raises(ValueError):
         client.post_invoices([invoice("N")], idempotency_key="k" * 129)
-    assert state(server)["calls"] == {}
+    assert state(xero_server)["calls"] == {}
     results = client.post_invoices([invoice(f"N{i}") for i in range(50)], idempotency_key="k" * 128)
     assert len(results) == 50 and all(r.ok for r in results)
 
 
 def test_http_failures_map_onto_the_error_hierarchy(
-    client: XeroAccountingClient, server: ServerHandle, tokens, http
+    client: XeroAccountingClient, xero_server: ServerHandle, tokens, http
 ) -> None:
     faults = {"next": ["429", "500", "503"]}
-    assert httpx.post(f"{server.url}/_sandbox/faults", json=faults).status_code == 200
+    assert httpx.post(f"{xero_server.url}/_sandbox/faults", json=faults).status_code == 200
     with pytest.raises(RateLimitError) as limited:
         client.find_invoices_by_number(["X"])
     assert (limited.value.retry_after, limited.value.problem) == (1.0, "minute")
@@ -274,25 +263,27 @@ def test_http_failures_map_onto_the_error_hierarchy(
     with pytest.raises(NotFound):
         client.get_invoice(str(uuid.uuid4()))
     with pytest.raises(AuthError):
-        XeroAccountingClient(server.url, client.tenant_id, lambda: "nope", http=http).get_invoice(
-            str(uuid.uuid4())
-        )
+        XeroAccountingClient(
+            xero_server.url, client.tenant_id, lambda: "nope", http=http
+        ).get_invoice(str(uuid.uuid4()))
     stranger = XeroAccountingClient(
-        server.url, str(uuid.uuid4()), lambda: tokens["access_token"], http=http
+        xero_server.url, str(uuid.uuid4()), lambda: tokens["access_token"], http=http
     )
     with pytest.raises(AuthError):
         stranger.find_invoices_by_number(["X"])
-    httpx.post(f"{server.url}/_sandbox/faults", json={"slow_rate": 1, "slow_seconds": 1})
+    httpx.post(f"{xero_server.url}/_sandbox/faults", json={"slow_rate": 1, "slow_seconds": 1})
     slow = XeroAccountingClient(
-        server.url, client.tenant_id, lambda: tokens["access_token"], timeout=0.2
+        xero_server.url, client.tenant_id, lambda: tokens["access_token"], timeout=0.2
     )
     with pytest.raises(TransientError, match="timed out"):
         slow.find_invoices_by_number(["X"])
     slow.close()
 
 
-def test_minute_limit_answers_429_with_retry_after(client: XeroAccountingClient, server) -> None:
-    httpx.post(f"{server.url}/_sandbox/limits", json={"per_minute": 3})
+def test_minute_limit_answers_429_with_retry_after(
+    client: XeroAccountingClient, xero_server
+) -> None:
+    httpx.post(f"{xero_server.url}/_sandbox/limits", json={"per_minute": 3})
     for _ in range(3):
         client.find_invoices_by_number(["X"])
     with pytest.raises(RateLimitError) as limited:
@@ -304,9 +295,9 @@ def test_minute_limit_answers_429_with_retry_after(client: XeroAccountingClient,
 
 
 def test_dropped_answer_then_retry_with_same_key_stores_once(
-    client: XeroAccountingClient, server: ServerHandle, tenant: str
+    client: XeroAccountingClient, xero_server: ServerHandle, tenant: str
 ) -> None:
-    httpx.post(f"{server.url}/_sandbox/faults", json={"next": ["drop_after_store"]})
+    httpx.post(f"{xero_server.url}/_sandbox/faults", json={"next": ["drop_after_store"]})
     attempts: list[tuple[int, str]] = []
     same_key = key()
     results = with_retries(
@@ -318,20 +309,22 @@ def test_dropped_answer_then_retry_with_same_key_stores_once(
     )
     assert attempts == [(1, "TransientError")]
     assert results[0].ok
-    snapshot = state(server)
+    snapshot = state(xero_server)
     assert snapshot["documents"][tenant]["Invoices_count"] == 1
     assert snapshot["idempotent_replays"] == 1
     assert snapshot["faults"]["injected"] == {"drop_after_store": 1}
 
 
-def test_same_key_with_another_body_is_refused(client: XeroAccountingClient, server) -> None:
+def test_same_key_with_another_body_is_refused(client: XeroAccountingClient, xero_server) -> None:
     same_key = key()
     client.post_invoices([invoice("INV-K1")], idempotency_key=same_key)
     with pytest.raises(ValidationFailed, match="different request"):
         client.post_invoices([invoice("INV-K2")], idempotency_key=same_key)
 
 
-def test_credit_notes_share_the_same_path(client: XeroAccountingClient, server, tenant) -> None:
+def test_credit_notes_share_the_same_path(
+    client: XeroAccountingClient, xero_server, tenant
+) -> None:
     note = {
         "Type": "ACCRECCREDIT",
         "Contact": {"Name": "Acme Ltd"},
@@ -351,21 +344,25 @@ def test_credit_notes_share_the_same_path(client: XeroAccountingClient, server, 
         created.invoice_id, {"Status": "AUTHORISED"}, idempotency_key=key()
     )
     assert updated.status == "AUTHORISED"
-    assert state(server)["documents"][tenant]["CreditNotes_count"] == 1
+    assert state(xero_server)["documents"][tenant]["CreditNotes_count"] == 1
 
 
-def test_429_storm_is_waited_out(server: ServerHandle, sandbox: Any, tokens, tenant, http) -> None:
+def test_429_storm_is_waited_out(
+    xero_server: ServerHandle, xero_sandbox: Any, tokens, tenant, http
+) -> None:
     """8 threads, a 2-second "minute", a little latency: every wait is as told, nothing is
     answered while limited, never more than 5 calls at once, every invoice stored once."""
     limits = {"time_scale": 2 / 60, "per_minute": 60, "concurrent": 5}
-    assert httpx.post(f"{server.url}/_sandbox/limits", json=limits).status_code == 200
-    httpx.post(f"{server.url}/_sandbox/faults", json={"slow_rate": 1, "slow_seconds": 0.02})
+    assert httpx.post(f"{xero_server.url}/_sandbox/limits", json=limits).status_code == 200
+    httpx.post(f"{xero_server.url}/_sandbox/faults", json={"slow_rate": 1, "slow_seconds": 0.02})
     told: list[tuple[float, float]] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
 
     def worker(w: int) -> None:
-        client = XeroAccountingClient(server.url, tenant, lambda: tokens["access_token"], http=http)
+        client = XeroAccountingClient(
+            xero_server.url, tenant, lambda: tokens["access_token"], http=http
+        )
         for b in range(10):
             batch = [invoice(f"S-{w}-{b}-{i}") for i in range(5)]
             batch_key = f"storm-{w}-{b}"
@@ -397,7 +394,7 @@ def test_429_storm_is_waited_out(server: ServerHandle, sandbox: Any, tokens, ten
         t.join(60)
     assert not errors, errors[:3]
     assert time.monotonic() - started > 2  # 80 calls cannot fit in one 2-second minute
-    snapshot = state(server)
+    snapshot = state(xero_server)
     assert told, "the storm produced no 429"
     assert all(retry_after <= delay <= retry_after * 1.1 for retry_after, delay in told)
     assert snapshot["answered_while_limited"] == 0
