@@ -1,58 +1,28 @@
 """Xero's JSON dialect: Decimal numbers kept exact, ``/Date(ms+0000)/`` dates, envelopes.
 
-The sandbox has its own encoder (not the client's) so a bug in one side cannot hide in the other.
+Numbers go through ``sandbox.jsonwire``, not the client's encoder, so a bug on one side of the
+wire cannot hide itself on the other.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
+
+from sandbox import jsonwire
 
 _EPOCH = date(1970, 1, 1)
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 
 
-def _encode(value: Any, out: list[str]) -> None:
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"not a JSON number: {value}")
-        out.append(format(value, "f"))
-    elif isinstance(value, dict):
-        out.append("{")
-        for i, (key, item) in enumerate(value.items()):
-            if i:
-                out.append(",")
-            out.append(json.dumps(str(key)))
-            out.append(":")
-            _encode(item, out)
-        out.append("}")
-    elif isinstance(value, list | tuple):
-        out.append("[")
-        for i, item in enumerate(value):
-            if i:
-                out.append(",")
-            _encode(item, out)
-        out.append("]")
-    elif isinstance(value, float):
-        raise TypeError("floats are not money: use Decimal")
-    else:
-        out.append(json.dumps(value))
-
-
 def dumps(value: Any) -> bytes:
-    """JSON bytes where every Decimal is written digit for digit (no float on the way)."""
-    out: list[str] = []
-    _encode(value, out)
-    return "".join(out).encode()
+    """JSON bytes where every Decimal is written digit for digit; floats refused."""
+    return jsonwire.dumps(value, floats=False).encode()
 
 
-def loads(raw: bytes | str) -> Any:
-    """Parse JSON with every non-integer number as Decimal."""
-    return json.loads(raw, parse_float=Decimal)
+loads = jsonwire.loads
 
 
 def ms_date(day: date) -> str:
