@@ -24,8 +24,13 @@ def _peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
+def _cpu_seconds() -> float:
+    """This process's CPU time (all threads): what the sync itself costs the machine."""
+    return time.process_time()
+
+
 def _xero_calls(xero_url: str) -> dict[str, int]:
-    state = httpx.get(f"{xero_url}/_sandbox/state", timeout=120).json()
+    state = httpx.get(f"{xero_url}/_sandbox/state?documents=false", timeout=120).json()
     return {t: int(n) for t, n in state["accounting"]["calls"].items()}
 
 
@@ -64,6 +69,7 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"tenants": tenants, "runs": []}
     for _ in range(2 if spec.get("rerun") else 1):
         before = _xero_calls(xero)
+        cpu_before = _cpu_seconds()
         started = time.perf_counter()
         state = sync_bills(return_state=True)
         wall = time.perf_counter() - started
@@ -77,6 +83,7 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
                 "xero_calls": sum(after.values()) - sum(before.values()),
                 "integrations": data.get("integrations", []),
                 "peak_rss_mb": round(_peak_rss_mb(), 1),
+                "cpu_seconds": round(_cpu_seconds() - cpu_before, 2),
             }
         )
         if len(result["runs"]) == 1:

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # tests and benchmarks: xero_minute_seconds=3 makes 60 calls a minute mean 60 per 3 s).
     sync_batch_size: int = Field(default=50, ge=1, le=50)
     sync_page_size: int = Field(default=200, ge=1, le=200)
+    # Documents per "post to Xero" task: big enough that a sync of 50,000 bills is a few hundred
+    # Prefect task runs, not thousands; small enough that posting starts after a few pages.
+    sync_documents_per_task: int = Field(default=250, ge=1)
+    # Re-read window behind the watermark (see store/watermarks.py).
+    sync_modified_overlap_seconds: float = Field(default=300, ge=0)
     sync_max_attempts: int = Field(default=6, ge=1)
     sync_retry_base_seconds: float = Field(default=0.5, ge=0)
     sync_retry_max_seconds: float = Field(default=60, ge=0)

@@ -1,15 +1,21 @@
 """Bill sync flows: ``sync_bills`` (scheduled and on demand) and ``rerun_failed_syncs``.
 
-Work is split so the Prefect server is not swamped (a task run costs ~14 ms): one subflow per
-integration (``sync <name>``), and inside it one task per page of bills (the account fan-out:
-each page's bills are checked against the integration's accounts, filter and mappings) and one
-task per page's posting to the tenant, which sends batches of up to 50. Bills stream page by
-page; only the integration's allowed accounts, its mappings and its ledger snapshot are held.
+How the work is split (a Prefect task run costs ~14 ms and loads the API, so there are few):
+one subflow per integration (``sync <name>``, run side by side); inside it, bills are planned
+in-process page by page (filters, mappings, ledger) and posted by one task per
+``sync_documents_per_task`` documents, which sends them in batches of up to 50 with the
+tenant's Prefect limits around every call. When a run syncs several integrations, one reader
+(``tasks.sync.feed``) lists m3ter's bills once for all of them. After a complete read the
+integration's watermark moves, so the next sync reads only what changed, plus the bills that
+failed. Memory holds a few pages, the integration's accounts and the posts in flight.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import itertools
+import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +31,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
+from prefect.settings import get_current_settings
 from prefect.states import Completed, Failed
 from prefect.utilities.annotations import quote
 
@@ -33,12 +40,21 @@ from config.integration import IntegrationStatus, parsed_filter
 from config.settings import Settings, get_settings
 from store.factory import credential_store, database, integration_store
 from store.integrations import IntegrationView
-from store.ledger import RETRYABLE, Fate, Ledger, LedgerEntry, Outcome
+from store.ledger import FAILED, RETRYABLE, Fate, Ledger, Outcome
+from store.watermarks import Watermarks
 from tasks.m3ter.client import M3terClient
 from tasks.m3ter.models import Account, Bill, ExternalMapping
 from tasks.notifications import notify_disabled
+from tasks.sync.feed import (
+    BillFeed,
+    ReadPlan,
+    ReadTracker,
+    joined,
+    read_bills,
+    read_bills_by_id,
+)
 from tasks.sync.limits import TenantSlots, ensure_tenant_limits
-from tasks.sync.plan import PagePlan, Send, plan_page
+from tasks.sync.plan import Send, plan_page
 from tasks.sync.post import DailyLimitReached, PostReport, TenantPoster, fate_for
 from tasks.xero.credentials import token_provider
 from tasks.xero.invoices import XeroAccountingClient
@@ -53,6 +69,7 @@ class IntegrationReport:
     sent: int = 0
     updated: int = 0
     unchanged: int = 0
+    outside: int = 0
     would_send: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     failed: int = 0
@@ -67,6 +84,7 @@ class IntegrationReport:
             "sent": self.sent,
             "updated": self.updated,
             "unchanged": self.unchanged,
+            "other accounts' bills": self.outside,
             "would send (dry run)": self.would_send,
             "skipped": ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items())) or "0",
             "failed": self.failed,
@@ -127,30 +145,6 @@ def load_mappings(integration: IntegrationView) -> list[ExternalMapping]:
     return mappings
 
 
-@task(name="prepare bills", cache_policy=NO_CACHE, persist_result=False)
-def prepare_page(
-    integration: IntegrationView,
-    bills: list[Bill],
-    accounts: dict[str, Account],
-    mappings: list[ExternalMapping],
-    ledger: dict[str, LedgerEntry],
-    dry_run: bool,
-) -> PagePlan:
-    """Filter and map one page of bills; record skips (unless a dry run)."""
-    plan = plan_page(integration.config, integration.id, bills, accounts, mappings, ledger)
-    if plan.fates and not dry_run:
-        Ledger(database(get_settings())).record(integration.id, plan.fates, sync_run_id=_run_id())
-    get_run_logger().info(
-        "%d bill(s) of %d account(s): %d to send, %d recorded as skipped, %d unchanged",
-        len(bills),
-        len({b.account_id for b in bills}),
-        len(plan.sends),
-        len(plan.fates),
-        plan.unchanged,
-    )
-    return plan
-
-
 @task(name="post to Xero", cache_policy=NO_CACHE, persist_result=False)
 def post_sends(integration: IntegrationView, tenant_id: str, sends: list[Send]) -> PostReport:
     """Post one page's documents to the tenant in batches of up to 50."""
@@ -193,39 +187,20 @@ def _defer(
 
 
 # -- the integration subflow ------------------------------------------------------------------
-def _bill_pages(
-    settings: Settings, since: dt.date | None, bill_ids: list[str] | None
-) -> Iterator[list[Bill]]:
-    with M3terClient.from_settings(settings) as m3ter:
-        if bill_ids is None:
-            yield from m3ter.iter_bill_pages(
-                bill_date_start=since, page_size=settings.sync_page_size
-            )
-            return
-        page: list[Bill] = []
-        for bill_id in bill_ids:
-            try:
-                page.append(m3ter.get_bill(bill_id))
-            except NotFound:
-                continue
-            if len(page) >= settings.sync_page_size:
-                yield page
-                page = []
-        if page:
-            yield page
-
-
 class Progress:
     """A progress artifact per integration, moved as pages are handled.
 
     m3ter does not say how many bills a listing holds, so the estimate is the bills this
-    integration had last time (or the bills asked for); a first run approaches 100 % and jumps
-    to it at the end.
+    integration's ledger holds (or the bills asked for, or the failed bills retried); a first
+    run approaches 100 % and jumps to it at the end.
     """
+
+    EVERY_SECONDS = 2.0  # one API call per 2 s at most, however fast pages go
 
     def __init__(self, integration: IntegrationView, expected: int) -> None:
         self.expected = expected
         self.done = 0
+        self.shown_at = 0.0
         self.artifact_id = create_progress_artifact(
             0.0,
             key=f"sync-progress-{integration.id}",
@@ -235,7 +210,10 @@ class Progress:
     def advance(self, bills: int) -> None:
         previous = self.done
         self.done += bills
-        if previous:  # report a page once the next one arrives: it was handled by then
+        now = time.monotonic()
+        # Report a page once the next one arrives (it was handled by then).
+        if previous and now - self.shown_at >= self.EVERY_SECONDS:
+            self.shown_at = now
             total = max(self.expected, self.done + bills)
             update_progress_artifact(self.artifact_id, round(100 * previous / total, 1))
 
@@ -255,6 +233,98 @@ def _disable(integration: IntegrationView, reason: str) -> str:
     return f"disabled: {reason}"
 
 
+def fingerprint(integration: IntegrationView, accounts: dict[str, Account]) -> str:
+    """What decided which bills the integration sends: a watermark is only good under it."""
+    digest = hashlib.sha256(integration.config.model_dump_json().encode())
+    digest.update(f"|{integration.credential_id}|".encode())
+    digest.update(",".join(sorted(accounts)).encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class Reading:
+    """The pages one integration handles in a run, and whether they let its watermark move."""
+
+    pages: Iterator[list[Bill]]
+    expected: int = 0  # bills this reading is likely to hold (for the progress estimate)
+    retries: int = 0
+    tracker: ReadTracker | None = None  # set: a full or incremental read that may advance
+    feed: BillFeed | None = None
+    mode: str = ""
+
+    def modified_through(self) -> float | None:
+        if self.tracker is None or (self.feed is not None and not self.feed.complete):
+            return None
+        return self.tracker.modified_through
+
+
+def _reading(
+    settings: Settings,
+    integration: IntegrationView,
+    print_: str,
+    since: dt.date | None,
+    bill_ids: list[str] | None,
+    feed: BillFeed | None,
+) -> Reading:
+    """Choose what to read: the bills asked for; else what changed since the watermark (and the
+    bills that failed before); else every bill. Shares the run's feed when it covers that."""
+    if bill_ids is not None:
+        if feed is not None:
+            feed.leave(integration.id)
+        return Reading(
+            read_bills_by_id(settings, bill_ids),
+            expected=len(bill_ids),
+            mode=f"{len(bill_ids)} bill(s)",
+        )
+    mark = Watermarks(database(settings)).get(integration.id)
+    current = mark is not None and mark.fingerprint == print_
+    plan = ReadPlan(
+        bill_date_start=since,
+        modified_since=(
+            mark.modified_through - settings.sync_modified_overlap_seconds
+            if mark is not None and current
+            else None
+        ),
+    )
+    ledger = Ledger(database(settings))
+    if plan.modified_since is None:
+        retry_ids: list[str] = []
+        expected = ledger.count(integration.id)
+    else:
+        retry_ids = ledger.bill_ids(integration.id, FAILED)
+        expected = len(retry_ids)
+    if feed is not None and feed.plan.covers(plan):
+        tracker, main = feed.tracker, feed.pages(integration.id)
+    else:
+        if feed is not None:
+            feed.leave(integration.id)
+            feed = None
+        tracker = ReadTracker()
+        main = read_bills(settings, plan, tracker)
+    mode = (
+        "every bill"
+        if plan.modified_since is None
+        else "bills modified since "
+        + dt.datetime.fromtimestamp(plan.modified_since, dt.UTC).isoformat(timespec="seconds")
+        + f" and {len(retry_ids)} failed bill(s)"
+    )
+    if not retry_ids:
+        return Reading(main, expected=expected, tracker=tracker, feed=feed, mode=mode)
+    again = set(retry_ids)
+    pages = itertools.chain(
+        read_bills_by_id(settings, retry_ids),
+        ([b for b in page if b.id not in again] for page in main),
+    )
+    return Reading(
+        pages,
+        expected=expected,
+        retries=len(retry_ids),
+        tracker=tracker,
+        feed=feed,
+        mode=mode,
+    )
+
+
 @flow(name="sync_integration", flow_run_name="sync {integration_name}")
 def sync_integration(
     integration_id: str,
@@ -262,26 +332,44 @@ def sync_integration(
     since: dt.date | None = None,
     dry_run: bool = False,
     bill_ids: list[str] | None = None,
+    feed: str | None = None,
 ) -> dict[str, Any]:
-    """Sync one integration's bills (or only ``bill_ids``) to its Xero tenant."""
+    """Sync one integration's bills (or only ``bill_ids``) to its Xero tenant.
+
+    ``feed`` names the run's shared bill reader (``sync_bills`` passes it); without one, or
+    when it reads less than this integration needs, the integration reads on its own.
+    """
     logger = get_run_logger()
     settings = get_settings()
-    integration = integration_store(settings).get(integration_id)
-    report = IntegrationReport(integration.name, integration.id)
-    credential = credential_store(settings).get(integration.credential_id or "")
-    tenant_id = credential.tenant_id or ""
-    if not dry_run:
-        ensure_tenant_limits(settings, tenant_id)
-    accounts = load_accounts(integration)
-    mappings = load_mappings(integration)
-    ledger = Ledger(database(settings)).snapshot(integration.id)
-    progress = Progress(integration, expected=len(bill_ids) if bill_ids else len(ledger))
+    shared = joined(feed)
+    try:
+        integration = integration_store(settings).get(integration_id)
+        report = IntegrationReport(integration.name, integration.id)
+        credential = credential_store(settings).get(integration.credential_id or "")
+        tenant_id = credential.tenant_id or ""
+        if not dry_run:
+            ensure_tenant_limits(settings, tenant_id)
+        accounts = load_accounts(integration)
+        mappings = load_mappings(integration)
+        print_ = fingerprint(integration, accounts)
+        reading = _reading(settings, integration, print_, since, bill_ids, shared)
+    except BaseException:
+        if shared is not None:
+            shared.leave(integration_id)
+        raise
+    logger.info("reading %s", reading.mode)
+    ledger = Ledger(database(settings))
+    listed = frozenset(integration.config.account_ids) or None
+    progress = Progress(integration, expected=reading.expected)
     stop: tuple[Outcome, str] | None = None
     auth_failed: str | None = None
-    # Pages post while later pages are read and prepared: up to the tenant's concurrency in
-    # flight (the Prefect limits still decide when each call may go).
+    # Documents post while later pages are read and planned: a task per
+    # ``sync_documents_per_task`` documents, up to the tenant's concurrency of them in flight
+    # (the Prefect limits still decide when each call may go).
     in_flight: deque[PrefectFuture[PostReport]] = deque()
     window = max(1, settings.xero_tenant_concurrency)
+    pending: list[Send] = []
+    posts = 0
 
     def settle(future: PrefectFuture[PostReport]) -> None:
         nonlocal stop, auth_failed
@@ -298,31 +386,46 @@ def sync_integration(
                 stop = (Outcome.AUTH_FAILED, f"not sent: {exc}")
             report.failed += 1
 
-    for number, bills in enumerate(_bill_pages(settings, since, bill_ids), start=1):
-        progress.advance(len(bills))
-        plan = prepare_page.with_options(
-            task_run_name=f"prepare page {number} ({len(bills)} bills)"
-        )(integration, quote(bills), quote(accounts), quote(mappings), quote(ledger), dry_run)
-        report.unchanged += plan.unchanged
-        report.add_fates(plan.fates)
-        if not plan.sends:
-            continue
-        if dry_run:
-            report.would_send += len(plan.sends)
-            continue
+    def post(sends: list[Send]) -> None:
+        nonlocal posts
         while in_flight and (len(in_flight) >= window or in_flight[0].state.is_final()):
             settle(in_flight.popleft())
         if stop is not None:
-            report.add_post(_defer(integration, tenant_id, plan.sends, *stop))
-            continue
+            report.add_post(_defer(integration, tenant_id, sends, *stop))
+            return
+        posts += 1
         in_flight.append(
             post_sends.with_options(
-                task_run_name=f"post page {number} ({len(plan.sends)} documents) to {tenant_id}"
-            ).submit(integration, tenant_id, quote(plan.sends))
+                task_run_name=f"post {len(sends)} documents to {tenant_id} (#{posts})"
+            ).submit(integration, tenant_id, quote(sends))
         )
+
+    for page in reading.pages:
+        progress.advance(len(page))
+        # Bills of accounts off the integration's list are not its bills: no ledger read.
+        bills = page if listed is None else [b for b in page if (b.account_id or "") in listed]
+        report.outside += len(page) - len(bills)
+        entries = ledger.for_bills(integration.id, (b.id for b in bills))
+        plan = plan_page(integration.config, integration.id, bills, accounts, mappings, entries)
+        if plan.fates and not dry_run:
+            ledger.record(integration.id, plan.fates, sync_run_id=_run_id())
+        report.unchanged += plan.unchanged
+        report.add_fates(plan.fates)
+        if dry_run:
+            report.would_send += len(plan.sends)
+            continue
+        pending.extend(plan.sends)
+        if len(pending) >= settings.sync_documents_per_task:
+            post(pending)
+            pending = []
+    if pending:
+        post(pending)
     while in_flight:
         settle(in_flight.popleft())
     progress.finish()
+    through = reading.modified_through()
+    if through is not None and since is None and not dry_run:
+        Watermarks(database(settings)).advance(integration.id, print_, through)
     if auth_failed is not None:
         report.disabled = _disable(integration, f"Xero refused the credential: {auth_failed}")
     elif not dry_run:
@@ -387,7 +490,12 @@ def _summarise(results: list[dict[str, Any]], dry_run: bool) -> Any:
 
 def _isolated(view: IntegrationView, **kwargs: Any) -> dict[str, Any]:
     """Run one integration's subflow; its crash fails that subflow, not the others."""
-    state = sync_integration(view.id, view.name, return_state=True, **kwargs)
+    try:
+        state = sync_integration(view.id, view.name, return_state=True, **kwargs)
+    finally:
+        shared = joined(kwargs.get("feed"))
+        if shared is not None:  # however the subflow ended, the reader must not wait on it
+            shared.leave(view.id)
     if state.is_completed():
         return state.result()
     settings = get_settings()
@@ -406,11 +514,20 @@ def sync_one(view: IntegrationView, **kwargs: Any) -> dict[str, Any]:
     return _isolated(view, **kwargs)
 
 
-def _concurrently(views: list[IntegrationView], **kwargs: Any) -> list[dict[str, Any]]:
+def _concurrently(
+    views: list[IntegrationView],
+    per_view: dict[str, dict[str, Any]] | None = None,
+    **kwargs: Any,
+) -> list[dict[str, Any]]:
+    """Each integration's subflow, side by side; ``per_view`` adds arguments by integration id."""
+    extra = per_view or {}
     if len(views) <= 1:
-        return [_isolated(v, **kwargs) for v in views]
+        return [_isolated(v, **kwargs, **extra.get(v.id, {})) for v in views]
     futures = [
-        sync_one.with_options(task_run_name=f"sync {v.name}").submit(v, **kwargs) for v in views
+        sync_one.with_options(task_run_name=f"sync {v.name}").submit(
+            v, **kwargs, **extra.get(v.id, {})
+        )
+        for v in views
     ]
     return [f.result() for f in futures]
 
@@ -428,8 +545,40 @@ def sync_bills(
         since: only bills dated on or after this day.
         dry_run: show what would be sent; post nothing and record nothing.
     """
-    results = _concurrently(_targets(integrations), since=since, dry_run=dry_run)
+    settings = get_settings()
+    targets = _targets(integrations)
+    if not _can_share(targets):
+        return _summarise(_concurrently(targets, since=since, dry_run=dry_run), dry_run)
+    plan = _shared_plan(settings, targets, since)
+    def read(tracker: ReadTracker) -> Iterator[list[Bill]]:
+        return read_bills(settings, plan, tracker)
+
+    with BillFeed(plan, read, [v.id for v in targets]) as feed:
+        results = _concurrently(targets, since=since, dry_run=dry_run, feed=feed.id)
     return _summarise(results, dry_run)
+
+
+def _can_share(targets: list[IntegrationView]) -> bool:
+    """One shared reading needs every integration consuming at once: more than one, and a
+    thread pool that runs them all together (Prefect's default pool is unbounded)."""
+    limit = get_current_settings().tasks.runner.thread_pool_max_workers
+    return len(targets) > 1 and (limit is None or limit >= len(targets))
+
+
+def _shared_plan(
+    settings: Settings, targets: list[IntegrationView], since: dt.date | None
+) -> ReadPlan:
+    """The reading that serves every target: from the oldest watermark, or everything if one
+    has none. (An integration whose accounts or configuration changed since its watermark
+    finds out in its subflow and reads everything on its own.)"""
+    marks = Watermarks(database(settings))
+    cuts = []
+    for view in targets:
+        mark = marks.get(view.id)
+        if mark is None:
+            return ReadPlan(bill_date_start=since)
+        cuts.append(mark.modified_through - settings.sync_modified_overlap_seconds)
+    return ReadPlan(bill_date_start=since, modified_since=min(cuts))
 
 
 @flow(name="rerun_failed_syncs")
@@ -457,7 +606,6 @@ def rerun_failed_syncs(
     for entry in entries:
         by_integration.setdefault(entry.integration_id, []).append(entry.bill_id)
     get_run_logger().info("%d failed bill(s) to rerun", len(entries))
-    results = [
-        _isolated(v, bill_ids=by_integration[v.id]) for v in targets if v.id in by_integration
-    ]
-    return _summarise(results, dry_run=False)
+    views = [v for v in targets if v.id in by_integration]
+    per_view = {v.id: {"bill_ids": by_integration[v.id]} for v in views}
+    return _summarise(_concurrently(views, per_view), dry_run=False)

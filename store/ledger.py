@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from store.schema import bill_ledger as t
@@ -149,6 +149,33 @@ class Ledger:
             rows = conn.execute(select(t).where(t.c.integration_id == integration_id))
             return {row.bill_id: _entry(row) for row in rows}
 
+    def for_bills(self, integration_id: str, bill_ids: Iterable[str]) -> dict[str, LedgerEntry]:
+        """The rows of one page's bills: memory follows the page, not the ledger's size."""
+        ids = list(bill_ids)
+        if not ids:
+            return {}
+        query = select(t).where(t.c.integration_id == integration_id, t.c.bill_id.in_(ids))
+        with self.engine.connect() as conn:
+            return {row.bill_id: _entry(row) for row in conn.execute(query)}
+
+    def bill_ids(self, integration_id: str, outcomes: Iterable[Outcome]) -> list[str]:
+        """Bill ids of one integration whose outcome is one of ``outcomes`` (ids only)."""
+        query = (
+            select(t.c.bill_id)
+            .where(
+                t.c.integration_id == integration_id,
+                t.c.outcome.in_([o.value for o in outcomes]),
+            )
+            .order_by(t.c.bill_id)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.scalars(query))
+
+    def count(self, integration_id: str) -> int:
+        query = select(func.count()).where(t.c.integration_id == integration_id)
+        with self.engine.connect() as conn:
+            return int(conn.scalar(query) or 0)
+
     def get(self, integration_id: str, bill_id: str) -> LedgerEntry | None:
         with self.engine.connect() as conn:
             row = conn.execute(
@@ -178,8 +205,6 @@ class Ledger:
 
 
 def _coalesce_with_existing(new: Any, old: Any) -> Any:
-    from sqlalchemy import func
-
     return func.coalesce(new, old)
 
 

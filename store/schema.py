@@ -98,3 +98,20 @@ bill_ledger = Table(
     Column("updated_at", Float, nullable=False),
     Column("sent_at", Float),
 )
+
+# One row per integration: the newest bill modification (m3ter's dtLastModified, epoch seconds)
+# a completed read has seen, and the fingerprint of what decided which bills count
+# (see store/watermarks.py).
+sync_watermarks = Table(
+    "sync_watermarks",
+    metadata,
+    Column(
+        "integration_id",
+        String(36),
+        ForeignKey("integrations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("fingerprint", String(64), nullable=False),
+    Column("modified_through", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)

@@ -5,7 +5,8 @@ API (bearer token required): ``POST /oauth/token`` (client credentials, HTTP Bas
 ``/externalmappings/externalid/{system}/{table}/{externalId}``,
 ``/externalmappings/external/{entity}/{m3terId}``. Lists answer ``{"data": [...], "nextToken"}``.
 Control (no auth): ``/_sandbox/reset``, ``bills/{id}/regenerate``, ``bills/{id}/approve``,
-``accounts/bulk``, ``bills/bulk``, ``mappings``, ``faults``, ``expire-tokens``, ``GET state``.
+``accounts/bulk``, ``bills/bulk`` (both take ``modifiedAt``), ``mappings``, ``faults``,
+``expire-tokens``, ``GET state``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import base64
 import binascii
 import hmac
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -24,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sandbox.m3ter import search
 from sandbox.m3ter.state import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
@@ -214,6 +216,28 @@ async def list_bills(request: Request) -> Response:
 
 
 @api
+async def search_bills(request: Request) -> Response:
+    """Search Bills: ``searchQuery``/``operator`` filter, ``sortBy``/``sortOrder`` sort,
+    ``fromDocument`` is the offset of the first bill returned, ``nextToken`` the next one's."""
+    start_raw = request.query_params.get("fromDocument") or "0"
+    try:
+        start = int(start_raw)
+    except ValueError as exc:
+        raise ApiError(400, "fromDocument must be an integer") from exc
+    if start < 0:
+        raise ApiError(400, "fromDocument must be 0 or more")
+    _, size = _paging(request)
+    params = request.query_params
+    try:
+        query = search.Query.parse(params.get("searchQuery"), params.get("operator"))
+        sort = search.Sort.parse(params.get("sortBy"), params.get("sortOrder"))
+    except search.SearchError as exc:
+        raise ApiError(400, str(exc)) from exc
+    data, after = _sandbox(request).search_bills(query, sort, start, size)
+    return _listing(data, None if after is None else str(after))
+
+
+@api
 async def get_bill(request: Request) -> Response:
     try:
         return _json(_sandbox(request).bill(request.path_params["id"]))
@@ -329,6 +353,18 @@ async def ctl_approve(request: Request) -> Response:
     return _json(_sandbox(request).approve(request.path_params["id"]))
 
 
+def _modified_at(body: dict[str, Any]) -> datetime | None:
+    """Optional ``modifiedAt`` (ISO 8601): when the generated bills' bill run was."""
+    raw = body.get("modifiedAt")
+    if raw is None:
+        return None
+    try:
+        stamp = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ApiError(400, "modifiedAt must be an ISO 8601 date-time") from exc
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
 @control
 async def ctl_accounts_bulk(request: Request) -> Response:
     """``{"count": N, "billsPerAccount": B}`` generates; ``{"accounts": [...]}`` adds as given."""
@@ -336,7 +372,11 @@ async def ctl_accounts_bulk(request: Request) -> Response:
     sb = _sandbox(request)
     ids = [sb.add_account(a) for a in body.get("accounts", [])]
     if body.get("count"):
-        ids += sb.add_generated_accounts(int(body["count"]), int(body.get("billsPerAccount", 0)))
+        ids += sb.add_generated_accounts(
+            int(body["count"]),
+            int(body.get("billsPerAccount", 0)),
+            modified_at=_modified_at(body),
+        )
     return _json({"ids": ids}, 201)
 
 
@@ -353,6 +393,7 @@ async def ctl_bills_bulk(request: Request) -> Response:
             account_ids=body.get("accountIds"),
             status=body.get("status"),
             first_period=int(body.get("firstPeriod", 0)),
+            modified_at=_modified_at(body),
         )
     return _json({"ids": ids}, 201)
 
@@ -404,6 +445,7 @@ def create_app(
     routes = [
         Route("/oauth/token", oauth_token, methods=["POST"]),
         Route(f"{org}/bills", list_bills, methods=["GET"]),
+        Route(f"{org}/bills/search", search_bills, methods=["GET"]),
         Route(f"{org}/bills/{{id}}", get_bill, methods=["GET"]),
         Route(f"{org}/accounts", list_accounts, methods=["GET"]),
         Route(f"{org}/accounts/{{id}}", get_account, methods=["GET"]),

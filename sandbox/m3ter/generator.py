@@ -142,7 +142,10 @@ def _money(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def _iso(dt: datetime) -> str:
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -190,8 +193,8 @@ def make_account(seed: int, index: int) -> dict[str, Any]:
         "creditApplicationOrder": ["PREPAYMENT", "BALANCE"],
         "autoGenerateStatementMode": "NONE",
         "purchaseOrderNumber": f"PO-{index:05d}" if index % 4 == 0 else None,
-        "dtCreated": _iso(created),
-        "dtLastModified": _iso(created),
+        "dtCreated": iso(created),
+        "dtLastModified": iso(created),
         "createdBy": "sandbox",
         "lastModifiedBy": "sandbox",
         "version": 1,
@@ -376,6 +379,7 @@ class BillRecord:
     account_id: str
     given: dict[str, Any] | None = None
     approved_at: datetime | None = None
+    modified_at: datetime | None = None  # None: untouched since the seed made it (see below)
 
 
 def new_bill_record(seed: int, number: int, account_index: int, period: int) -> BillRecord:
@@ -395,6 +399,25 @@ def new_bill_record(seed: int, number: int, account_index: int, period: int) -> 
         bill_date=end,
         account_id=account_id(seed, account_index),
     )
+
+
+def calculated_at(rec: BillRecord) -> datetime:
+    """When the seed's bill run calculated this version: 02:00 after its period, + version min."""
+    _, end = bill_period(rec.period)
+    return datetime(end.year, end.month, end.day, 2, 0, tzinfo=UTC) + timedelta(
+        minutes=rec.version
+    )
+
+
+def last_modified(rec: BillRecord) -> datetime:
+    """``dtLastModified``: set when the sandbox changed or added the bill; for the seed's own
+    bills, their calculation time (never later than now)."""
+    if rec.modified_at is not None:
+        return rec.modified_at
+    if rec.given is not None:
+        raw = rec.given.get("dtLastModified")
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else EPOCH
+    return min(calculated_at(rec), datetime.now(UTC))
 
 
 def render_bill(seed: int, rec: BillRecord, account: dict[str, Any]) -> dict[str, Any]:
@@ -426,9 +449,7 @@ def render_bill(seed: int, rec: BillRecord, account: dict[str, Any]) -> dict[str
         credit["subtotal"] = credit["convertedSubtotal"] = credit["subtotal"] + extra
         credit["averageUnitPrice"] = (credit["subtotal"] / credit["quantity"]).quantize(AVG_DP)
     total = sum((li["subtotal"] for li in lines), Decimal(0))
-    calculated = datetime(end.year, end.month, end.day, 2, 0, tzinfo=UTC) + timedelta(
-        minutes=rec.version
-    )
+    calculated = min(calculated_at(rec), last_modified(rec))
     bill: dict[str, Any] = {
         "id": rec.id,
         "version": rec.version,
@@ -457,14 +478,14 @@ def render_bill(seed: int, rec: BillRecord, account: dict[str, Any]) -> dict[str
         "statementStale": False,
         "createdBy": "sandbox",
         "lastModifiedBy": "sandbox",
-        "dtCreated": _iso(calculated - timedelta(minutes=rec.version)),
-        "dtLastModified": _iso(calculated),
-        "lastCalculatedDate": _iso(calculated),
+        "dtCreated": iso(calculated - timedelta(minutes=rec.version)),
+        "dtLastModified": iso(last_modified(rec)),
+        "lastCalculatedDate": iso(calculated),
     }
     if rec.status == "APPROVED":
         bill["approvedBy"] = "sandbox"
-        bill["dtApproved"] = _iso(rec.approved_at or calculated + timedelta(hours=1))
+        bill["dtApproved"] = iso(rec.approved_at or calculated + timedelta(hours=1))
     if rec.locked:
         bill["lockedBy"] = "sandbox"
-        bill["dtLocked"] = _iso(calculated + timedelta(hours=2))
+        bill["dtLocked"] = iso(calculated + timedelta(hours=2))
     return {k: v for k, v in bill.items() if v is not None}

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sandbox.m3ter import generator as gen
+from sandbox.m3ter import search
 
 DEFAULT_ORG_ID = "5a6d0b1e-0000-4000-8000-000000000001"
 DEFAULT_CLIENT_ID = "sandbox-m3ter-client"
@@ -55,6 +56,12 @@ def decode_token(token: str) -> int:
     return int(pos)
 
 
+def _now() -> datetime:
+    """Now, to the millisecond (as m3ter stamps)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 class M3terSandbox:
     """One organisation's data, its single API client, its tokens and injected faults."""
 
@@ -92,11 +99,18 @@ class M3terSandbox:
             self.faults: list[Fault] = []
             self.counters = Counters()
             self._next_bill_number = 0
+            self._seeding = True  # the seed's own bills keep their calculation time
             self.add_generated_accounts(self.initial_accounts, self.initial_bills_per_account)
+            self._seeding = False
 
     # ---- data ----------------------------------------------------------------------------
-    def add_generated_accounts(self, count: int, bills_per_account: int = 0) -> list[str]:
-        """Generate ``count`` more accounts (with mappings and bills); returns their ids."""
+    def add_generated_accounts(
+        self, count: int, bills_per_account: int = 0, *, modified_at: datetime | None = None
+    ) -> list[str]:
+        """Generate ``count`` more accounts (with mappings and bills); returns their ids.
+
+        The bills are new, so last modified now, unless ``modified_at`` says when their bill
+        run was (a benchmark's "bills calculated an hour ago")."""
         with self.lock:
             ids: list[str] = []
             for _ in range(count):
@@ -106,7 +120,8 @@ class M3terSandbox:
                 self.mappings.extend(gen.make_mappings(self.seed, index))
                 for period in range(bills_per_account):
                     self._add_record(
-                        gen.new_bill_record(self.seed, self._next_bill_number, index, period)
+                        gen.new_bill_record(self.seed, self._next_bill_number, index, period),
+                        modified_at,
                     )
                 ids.append(account["id"])
             return ids
@@ -131,6 +146,7 @@ class M3terSandbox:
         account_ids: list[str] | None = None,
         status: str | None = None,
         first_period: int = 0,
+        modified_at: datetime | None = None,
     ) -> list[str]:
         """``count`` more generated bills spread over the given (or all) accounts."""
         with self.lock:
@@ -148,7 +164,7 @@ class M3terSandbox:
                 if status:
                     rec.status = status
                     rec.locked = rec.locked and status == "APPROVED"
-                self._add_record(rec)
+                self._add_record(rec, modified_at)
                 ids.append(rec.id)
             return ids
 
@@ -161,6 +177,7 @@ class M3terSandbox:
             bill.setdefault("version", 1)
             bill.setdefault("status", "PENDING")
             bill.setdefault("locked", False)
+            bill.setdefault("dtLastModified", gen.iso(_now()))
             bill_date = date.fromisoformat(bill["billDate"]) if bill.get("billDate") else None
             acc = bill.get("accountId") or ""
             rec = gen.BillRecord(
@@ -172,7 +189,9 @@ class M3terSandbox:
             self._add_record(rec)
             return rec.id
 
-    def _add_record(self, rec: gen.BillRecord) -> None:
+    def _add_record(self, rec: gen.BillRecord, modified_at: datetime | None = None) -> None:
+        if not self._seeding and rec.given is None:
+            rec.modified_at = modified_at or _now()
         self.bill_index[rec.id] = len(self.bills)
         self.bills.append(rec)
         self._next_bill_number += 1
@@ -194,6 +213,13 @@ class M3terSandbox:
             self.mappings.append(full)
             return full
 
+    @staticmethod
+    def _touch(rec: gen.BillRecord, **given: Any) -> None:
+        """A change: the bill is last modified now (its ``given`` wire dict too)."""
+        rec.modified_at = _now()
+        if rec.given is not None:
+            rec.given = {**rec.given, **given, "dtLastModified": gen.iso(rec.modified_at)}
+
     def record(self, bill_id: str) -> gen.BillRecord:
         """The record of a bill; ``KeyError`` if unknown."""
         return self.bills[self.bill_index[bill_id]]
@@ -213,8 +239,7 @@ class M3terSandbox:
         with self.lock:
             rec = self.record(bill_id)
             rec.version += 1
-            if rec.given is not None:
-                rec.given = {**rec.given, "version": rec.version}
+            self._touch(rec, version=rec.version)
             return self.render(rec)
 
     def approve(self, bill_id: str) -> dict[str, Any]:
@@ -222,8 +247,7 @@ class M3terSandbox:
             rec = self.record(bill_id)
             rec.status = "APPROVED"
             rec.approved_at = datetime.now(UTC).replace(microsecond=0)
-            if rec.given is not None:
-                rec.given = {**rec.given, "status": "APPROVED"}
+            self._touch(rec, status="APPROVED")
             return self.render(rec)
 
     # ---- queries (list endpoints) ----------------------------------------------------------
@@ -270,6 +294,17 @@ class M3terSandbox:
         with self.lock:
             recs, token = self.page(self.bills, keep, start, size)
             return [self.render(r) for r in recs], token
+
+    def search_bills(
+        self, query: search.Query, sort: search.Sort, start: int, size: int
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Search Bills: filter and sort on the records, render only the page returned."""
+        with self.lock:
+            found = [r for r in self.bills if query.matches(r)]
+            found = sort.apply(found)
+            page = found[start : start + size]
+            after = start + len(page)
+            return [self.render(r) for r in page], (after if after < len(found) else None)
 
     def list_accounts(
         self, *, start: int, size: int, ids: set[str] | None = None, codes: set[str] | None = None

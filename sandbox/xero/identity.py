@@ -40,6 +40,15 @@ async def _json_object(request: Request) -> dict[str, Any]:
     return body
 
 
+def _counts_only(state: dict[str, Any]) -> None:
+    """``?documents=false``: keep per-tenant counts, drop the per-document map (a big sync's
+    state would otherwise weigh more than the sync that asks for it)."""
+    tenants = (state.get("accounting") or {}).get("documents") or {}
+    for entry in tenants.values():
+        for key in [k for k, v in entry.items() if isinstance(v, dict)]:
+            del entry[key]
+
+
 def identity_routes(sandbox: XeroSandbox) -> list[BaseRoute]:
     """The identity endpoints bound to ``sandbox``."""
 
@@ -165,8 +174,11 @@ def identity_routes(sandbox: XeroSandbox) -> list[BaseRoute]:
         sandbox.reset()
         return JSONResponse({"reset": True})
 
-    async def control_state(_: Request) -> Response:
-        return JSONResponse(sandbox.state())
+    async def control_state(request: Request) -> Response:
+        state = sandbox.state()
+        if request.query_params.get("documents") == "false":
+            _counts_only(state)
+        return JSONResponse(state)
 
     async def control_clock(request: Request) -> Response:
         try:

@@ -12,6 +12,7 @@ Two limits per tenant, created (or corrected) when a sync starts:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -58,62 +59,103 @@ def ensure_tenant_limits(settings: Settings, tenant_id: str) -> None:
                 client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay)
 
 
-class TenantSlots:
-    """Acquires the tenant's two Prefect limits for each Xero call over one kept-alive client.
+_local_slots: dict[str, threading.BoundedSemaphore] = {}
+_local_lock = threading.Lock()
 
-    Prefect's ``concurrency()``/``rate_limit()`` helpers open a new API client (TLS context,
-    connection) for every acquire and release and start a lease-renewal loop per call: ~3 fresh
-    connections per Xero call, which held a tenant far below its ceiling. Here the same server
-    endpoints are called on one client: the concurrency slot is taken with a lease (freed by the
-    server if this process dies mid-call; ``LEASE_SECONDS`` outlasts any one HTTP call, so no
-    renewal is needed), the rate token is spent, then the lease is released. A 423 answer is
-    waited out for its Retry-After, as Prefect's own helpers do.
+
+def _local_semaphore(tenant_id: str, size: int) -> threading.BoundedSemaphore:
+    with _local_lock:
+        semaphore = _local_slots.get(tenant_id)
+        if semaphore is None:
+            semaphore = _local_slots[tenant_id] = threading.BoundedSemaphore(size)
+        return semaphore
+
+
+class TenantSlots:
+    """Xero's per-tenant limits for the calls of one poster (one task: one call at a time).
+
+    With Prefect limits on, over one kept-alive client (Prefect's ``concurrency()`` and
+    ``rate_limit()`` helpers open a client and start a lease-renewal loop per acquire, which
+    held a tenant far below its ceiling):
+
+    - one of the tenant's concurrency slots, taken at the first call and held, with a lease,
+      until the poster is done: the poster never has two calls in flight, so one slot per
+      poster is "at most 5 calls at once" at a third of the API calls. The lease frees the slot
+      if this process dies; it is taken afresh when older than half its life, so a long
+      poster never outlives it;
+    - a rate token spent right before every call (the token bucket's guarantee needs the call
+      to follow its token at once).
+
+    A 423 answer is waited out for its Retry-After, as Prefect's own helpers do. With Prefect
+    limits off, a process-wide semaphore per tenant still keeps this process within the
+    tenant's concurrency.
     """
 
     LEASE_SECONDS = 300.0
 
     def __init__(
-        self, settings: Settings, tenant_id: str, *, sleep: Callable[[float], None] = time.sleep
+        self,
+        settings: Settings,
+        tenant_id: str,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.enabled = settings.xero_use_prefect_limits
         self.tenant_id = tenant_id
         self._sleep = sleep
+        self._clock = clock
+        self._concurrency = settings.xero_tenant_concurrency
         self._client: SyncPrefectClient | None = None
+        self._lease: tuple[UUID, float] | None = None  # (lease id, taken at)
+        self._entered = False
 
     def __enter__(self) -> TenantSlots:
+        self._entered = True
         if self.enabled:
             self._client = get_client(sync_client=True)
             self._client.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._entered = False
         if self._client is not None:
-            self._client.__exit__(None, None, None)
-            self._client = None
+            try:
+                self._release()
+            finally:
+                self._client.__exit__(None, None, None)
+                self._client = None
 
     @contextmanager
     def call(self) -> Iterator[None]:
-        """Hold a concurrency slot and spend a rate token for one call to the tenant."""
+        """Make room for one call to the tenant (a held slot and a fresh rate token)."""
+        if not self._entered:
+            raise RuntimeError("TenantSlots used outside its 'with' block")
         client = self._client
         if client is None:
-            if self.enabled:
-                raise RuntimeError("TenantSlots used outside its 'with' block")
-            yield
+            with _local_semaphore(self.tenant_id, self._concurrency):
+                yield
             return
-        lease = self._increment(
-            lambda: client.increment_concurrency_slots_with_lease(
-                [concurrency_name(self.tenant_id)], 1, "concurrency", self.LEASE_SECONDS
-            )
-        )
-        try:
-            self._increment(
-                lambda: client.increment_concurrency_slots(
-                    [rate_name(self.tenant_id)], 1, "rate_limit"
+        if self._lease is not None and self._clock() - self._lease[1] > self.LEASE_SECONDS / 2:
+            self._release()
+        if self._lease is None:
+            body = self._increment(
+                lambda: client.increment_concurrency_slots_with_lease(
+                    [concurrency_name(self.tenant_id)], 1, "concurrency", self.LEASE_SECONDS
                 )
             )
-            yield
-        finally:
-            client.release_concurrency_slots_with_lease(UUID(lease["lease_id"]))
+            self._lease = (UUID(body["lease_id"]), self._clock())
+        self._increment(
+            lambda: client.increment_concurrency_slots(
+                [rate_name(self.tenant_id)], 1, "rate_limit"
+            )
+        )
+        yield
+
+    def _release(self) -> None:
+        if self._lease is not None and self._client is not None:
+            lease, self._lease = self._lease[0], None
+            self._client.release_concurrency_slots_with_lease(lease)
 
     def _increment(self, request: Callable[[], httpx.Response]) -> Any:
         while True:

@@ -67,7 +67,12 @@ def plan_page(
     mappings: Sequence[ExternalMapping],
     ledger: Mapping[str, LedgerEntry],
 ) -> PagePlan:
-    """``accounts`` holds the integration's allowed accounts only; others are skipped."""
+    """``accounts`` holds the integration's allowed accounts only; others are skipped.
+
+    The caller leaves out bills of accounts off the integration's explicit account list (they
+    are another integration's business); a bill of a restricted or filtered-out account is
+    recorded as SKIPPED.
+    """
     plan = PagePlan()
     for bill in bills:
         version = _version(bill)
@@ -81,7 +86,7 @@ def plan_page(
             continue
         account = accounts.get(bill.account_id or "")
         if account is None:
-            reason = f"account {bill.account_id} is excluded by the integration"
+            reason = "account excluded by the integration (restricted or filtered out)"
             if _same_skip(entry, version, Outcome.SKIPPED, reason):
                 plan.unchanged += 1
             else:
