@@ -12,6 +12,7 @@ Results go to ``bench/results.json`` (git-ignored) and a table on stdout.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -59,11 +60,17 @@ def _settings_env(xero: str, m3ter: str, data_dir: str, **extra: str) -> dict[st
 
 
 def _bills(m3ter: str, accounts: int, bills_per_account: int) -> list[str]:
-    """Reset the m3ter sandbox to ``accounts`` accounts with that many bills each."""
+    """Reset the m3ter sandbox to ``accounts`` accounts with that many bills each, calculated
+    by a bill run an hour before the sync (as m3ter's scheduled bill runs do)."""
     httpx.post(f"{m3ter}/_sandbox/reset", timeout=60).raise_for_status()
+    bill_run = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     answer = httpx.post(
         f"{m3ter}/_sandbox/accounts/bulk",
-        json={"count": accounts, "billsPerAccount": bills_per_account},
+        json={
+            "count": accounts,
+            "billsPerAccount": bills_per_account,
+            "modifiedAt": bill_run.isoformat(),
+        },
         timeout=300,
     )
     answer.raise_for_status()
@@ -104,7 +111,7 @@ def _xero_state(xero: str) -> dict[str, Any]:
 
 
 def ceiling(started: procs.Started, m3ter: str, prefect_api: str, tmp: str) -> dict[str, Any]:
-    scale, minute = 0.05, 3.0
+    scale, minute = 0.25, 15.0  # a Xero minute lasts 15 s: 5,000 bills post in ~15 s
     xero = procs.xero_sandbox(started, scale)
     accounts = _bills(m3ter, 500, 10)
     integrations = _integrations(accounts, 2)

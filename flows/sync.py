@@ -54,7 +54,7 @@ from tasks.sync.feed import (
     read_bills_by_id,
 )
 from tasks.sync.limits import TenantSlots, ensure_tenant_limits
-from tasks.sync.plan import Send, plan_page
+from tasks.sync.plan import ACCOUNT_EXCLUDED, Send, plan_page
 from tasks.sync.post import DailyLimitReached, PostReport, TenantPoster, fate_for
 from tasks.xero.credentials import token_provider
 from tasks.xero.invoices import XeroAccountingClient
@@ -75,6 +75,7 @@ class IntegrationReport:
     failed: int = 0
     failures: list[tuple[str, str, str]] = field(default_factory=list)
     xero_calls: int = 0
+    read: str = ""
     error: str | None = None
     disabled: str | None = None
 
@@ -89,6 +90,7 @@ class IntegrationReport:
             "skipped": ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items())) or "0",
             "failed": self.failed,
             "xero calls": self.xero_calls,
+            "read": self.read,
             "note": self.disabled or self.error or "",
         }
 
@@ -233,11 +235,12 @@ def _disable(integration: IntegrationView, reason: str) -> str:
     return f"disabled: {reason}"
 
 
-def fingerprint(integration: IntegrationView, accounts: dict[str, Account]) -> str:
-    """What decided which bills the integration sends: a watermark is only good under it."""
+def fingerprint(integration: IntegrationView) -> str:
+    """The rules that decided which bills the integration sends: a watermark is only good
+    under them. (Accounts are not in it: an account that is allowed now but was not is found
+    through its bills' SKIPPED rows; a new account's bills are new.)"""
     digest = hashlib.sha256(integration.config.model_dump_json().encode())
-    digest.update(f"|{integration.credential_id}|".encode())
-    digest.update(",".join(sorted(accounts)).encode())
+    digest.update(f"|{integration.credential_id}".encode())
     return digest.hexdigest()
 
 
@@ -261,7 +264,7 @@ class Reading:
 def _reading(
     settings: Settings,
     integration: IntegrationView,
-    print_: str,
+    accounts: dict[str, Account],
     since: dt.date | None,
     bill_ids: list[str] | None,
     feed: BillFeed | None,
@@ -277,7 +280,7 @@ def _reading(
             mode=f"{len(bill_ids)} bill(s)",
         )
     mark = Watermarks(database(settings)).get(integration.id)
-    current = mark is not None and mark.fingerprint == print_
+    current = mark is not None and mark.fingerprint == fingerprint(integration)
     plan = ReadPlan(
         bill_date_start=since,
         modified_since=(
@@ -291,7 +294,14 @@ def _reading(
         retry_ids: list[str] = []
         expected = ledger.count(integration.id)
     else:
-        retry_ids = ledger.bill_ids(integration.id, FAILED)
+        retry_ids = [bill for bill, _ in ledger.bill_ids(integration.id, FAILED)]
+        retry_ids += [
+            bill
+            for bill, account in ledger.bill_ids(
+                integration.id, [Outcome.SKIPPED], reason=ACCOUNT_EXCLUDED
+            )
+            if account in accounts  # excluded then, allowed now
+        ]
         expected = len(retry_ids)
     if feed is not None and feed.plan.covers(plan):
         tracker, main = feed.tracker, feed.pages(integration.id)
@@ -351,13 +361,13 @@ def sync_integration(
             ensure_tenant_limits(settings, tenant_id)
         accounts = load_accounts(integration)
         mappings = load_mappings(integration)
-        print_ = fingerprint(integration, accounts)
-        reading = _reading(settings, integration, print_, since, bill_ids, shared)
+        reading = _reading(settings, integration, accounts, since, bill_ids, shared)
     except BaseException:
         if shared is not None:
             shared.leave(integration_id)
         raise
     logger.info("reading %s", reading.mode)
+    report.read = reading.mode
     ledger = Ledger(database(settings))
     listed = frozenset(integration.config.account_ids) or None
     progress = Progress(integration, expected=reading.expected)
@@ -425,7 +435,7 @@ def sync_integration(
     progress.finish()
     through = reading.modified_through()
     if through is not None and since is None and not dry_run:
-        Watermarks(database(settings)).advance(integration.id, print_, through)
+        Watermarks(database(settings)).advance(integration.id, fingerprint(integration), through)
     if auth_failed is not None:
         report.disabled = _disable(integration, f"Xero refused the credential: {auth_failed}")
     elif not dry_run:

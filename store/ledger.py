@@ -158,18 +158,23 @@ class Ledger:
         with self.engine.connect() as conn:
             return {row.bill_id: _entry(row) for row in conn.execute(query)}
 
-    def bill_ids(self, integration_id: str, outcomes: Iterable[Outcome]) -> list[str]:
-        """Bill ids of one integration whose outcome is one of ``outcomes`` (ids only)."""
+    def bill_ids(
+        self, integration_id: str, outcomes: Iterable[Outcome], *, reason: str | None = None
+    ) -> list[tuple[str, str | None]]:
+        """(bill id, account id) of one integration's rows with one of ``outcomes`` (and this
+        ``reason``, if given): ids only, however many rows."""
         query = (
-            select(t.c.bill_id)
+            select(t.c.bill_id, t.c.account_id)
             .where(
                 t.c.integration_id == integration_id,
                 t.c.outcome.in_([o.value for o in outcomes]),
             )
             .order_by(t.c.bill_id)
         )
+        if reason is not None:
+            query = query.where(t.c.reason == reason)
         with self.engine.connect() as conn:
-            return list(conn.scalars(query))
+            return [(row.bill_id, row.account_id) for row in conn.execute(query)]
 
     def count(self, integration_id: str) -> int:
         query = select(func.count()).where(t.c.integration_id == integration_id)

@@ -1,8 +1,8 @@
 """The m3ter API sandbox as a Starlette app: same paths, queries and wire shapes as the SDK uses.
 
 API (bearer token required): ``POST /oauth/token`` (client credentials, HTTP Basic or body),
-``GET /organizations/{orgId}/bills[/{id}]``, ``/accounts[/{id}]``, ``/externalmappings[/{id}]``,
-``/externalmappings/externalid/{system}/{table}/{externalId}``,
+``GET /organizations/{orgId}/bills[/{id}]``, ``/bills/search``, ``/accounts[/{id}]``,
+``/externalmappings[/{id}]``, ``/externalmappings/externalid/{system}/{table}/{externalId}``,
 ``/externalmappings/external/{entity}/{m3terId}``. Lists answer ``{"data": [...], "nextToken"}``.
 Control (no auth): ``/_sandbox/reset``, ``bills/{id}/regenerate``, ``bills/{id}/approve``,
 ``accounts/bulk``, ``bills/bulk`` (both take ``modifiedAt``), ``mappings``, ``faults``,
@@ -86,7 +86,7 @@ def _date(request: Request, name: str) -> date | None:
         raise ApiError(400, f"{name} must be an ISO 8601 date") from exc
 
 
-def _paging(request: Request) -> tuple[int, int]:
+def _page_size(request: Request) -> int:
     raw_size = request.query_params.get("pageSize")
     try:
         size = int(raw_size) if raw_size else DEFAULT_PAGE_SIZE
@@ -94,6 +94,12 @@ def _paging(request: Request) -> tuple[int, int]:
         raise ApiError(400, "pageSize must be an integer") from exc
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise ApiError(400, f"pageSize must be between 1 and {MAX_PAGE_SIZE}")
+    return size
+
+
+def _paging(request: Request) -> tuple[int, int]:
+    """(position, pageSize) of a list call: ``nextToken`` is where the last page stopped."""
+    size = _page_size(request)
     token = request.query_params.get("nextToken")
     try:
         start = decode_token(token) if token else 0
@@ -218,16 +224,17 @@ async def list_bills(request: Request) -> Response:
 @api
 async def search_bills(request: Request) -> Response:
     """Search Bills: ``searchQuery``/``operator`` filter, ``sortBy``/``sortOrder`` sort,
-    ``fromDocument`` is the offset of the first bill returned, ``nextToken`` the next one's."""
-    start_raw = request.query_params.get("fromDocument") or "0"
+    ``fromDocument`` is the offset of the first bill returned, ``nextToken`` the next one's.
+    Full bills, as Get Bill answers (``excludeLineItems``/``includeBillTotal`` do not apply)."""
+    params = request.query_params
+    start_raw = params.get("fromDocument") or "0"
     try:
         start = int(start_raw)
     except ValueError as exc:
-        raise ApiError(400, "fromDocument must be an integer") from exc
+        raise ApiError(400, f"fromDocument must be an integer, not {start_raw!r}") from exc
     if start < 0:
-        raise ApiError(400, "fromDocument must be 0 or more")
-    _, size = _paging(request)
-    params = request.query_params
+        raise ApiError(400, f"fromDocument must be 0 or more, not {start}")
+    size = _page_size(request)
     try:
         query = search.Query.parse(params.get("searchQuery"), params.get("operator"))
         sort = search.Sort.parse(params.get("sortBy"), params.get("sortOrder"))

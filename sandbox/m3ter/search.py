@@ -34,6 +34,8 @@ class SearchError(ValueError):
 def _value(field: str, raw: str) -> Any:
     if field == "billDate":
         try:
+            if raw[10:] and not raw[10:].startswith("T"):
+                raise ValueError(raw)
             return date.fromisoformat(raw[:10])
         except ValueError as exc:
             raise SearchError(f"billDate must be an ISO 8601 date, not {raw!r}") from exc
@@ -44,26 +46,29 @@ def _value(field: str, raw: str) -> Any:
     return raw
 
 
-def _field(rec: gen.BillRecord, field: str) -> Any:
-    return {
-        "accountId": rec.account_id,
-        "id": rec.id,
-        "ids": rec.id,
-        "billDate": rec.bill_date,
-        "locked": rec.locked,
-    }[field]
+FIELDS: dict[str, Callable[[gen.BillRecord], Any]] = {
+    "accountId": lambda r: r.account_id,
+    "id": lambda r: r.id,
+    "billDate": lambda r: r.bill_date,
+    "locked": lambda r: r.locked,
+}
+"""Searchable fields, read from the record (never a rendered bill)."""
 
 
-def _test(field: str, comparator: str, value: Any) -> Callable[[gen.BillRecord], bool]:
+def _test(field: str, comparator: str, raw: str) -> Callable[[gen.BillRecord], bool]:
     if field == "ids":
-        wanted = set(str(value).split(","))
-        if comparator != ":":
-            raise SearchError("ids takes ':' and a comma-separated list")
-        return lambda r: r.id in wanted
+        wanted = tuple(v for v in raw.split(",") if v)
+        if comparator == ":":
+            exact = set(wanted)
+            return lambda r: r.id in exact
+        if comparator == "~":
+            return lambda r: r.id.startswith(wanted)
+        raise SearchError("ids takes ':' or '~' and a comma-separated list")
     if comparator in (">", ">=", "<", "<=") and field not in ORDERED:
         raise SearchError(f"{field} cannot be compared with {comparator!r}")
     if comparator == "~" and field not in ("accountId", "id"):
         raise SearchError(f"{field} cannot be matched with '~'")
+    value = _value(field, raw)
     checks: dict[str, Callable[[Any], bool]] = {
         ":": lambda v: v == value,
         ">": lambda v: v > value,
@@ -72,8 +77,23 @@ def _test(field: str, comparator: str, value: Any) -> Callable[[gen.BillRecord],
         "<=": lambda v: v <= value,
         "~": lambda v: str(v).startswith(str(value)),
     }
-    check = checks[comparator]
-    return lambda r: check(_field(r, field))
+    check, get = checks[comparator], FIELDS[field]
+    return lambda r: check(get(r))
+
+
+def _part(part: str) -> Callable[[gen.BillRecord], bool]:
+    match = _PART.match(part)
+    if match is None:
+        raise SearchError("not field<comparator>value (comparators >, >=, :, <, <=, ~)")
+    field, comparator, raw = match.groups()
+    if field not in ALLOWED:
+        raise SearchError(f"m3ter cannot search bills by {field!r}")
+    if field not in SUPPORTED:
+        raise SearchError(
+            f"the sandbox does not support searching bills by {field} "
+            f"(it searches by {', '.join(sorted(SUPPORTED))})"
+        )
+    return _test(field, comparator, raw)
 
 
 @dataclass(frozen=True)
@@ -88,15 +108,10 @@ class Query:
             raise SearchError("operator must be AND or OR")
         tests = []
         for part in [p for p in (text or "").split("$") if p]:
-            match = _PART.match(part)
-            if match is None:
-                raise SearchError(f"searchQuery part {part!r} is not field<comparator>value")
-            field, comparator, raw = match.groups()
-            if field not in ALLOWED:
-                raise SearchError(f"searchQuery cannot filter on {field!r}")
-            if field not in SUPPORTED:
-                raise SearchError(f"the sandbox does not support searching bills by {field}")
-            tests.append(_test(field, comparator, _value(field, raw)))
+            try:
+                tests.append(_part(part))
+            except SearchError as exc:
+                raise SearchError(f"searchQuery part {part!r}: {exc}") from None
         return cls(tuple(tests), op == "OR")
 
     def matches(self, rec: gen.BillRecord) -> bool:
@@ -139,9 +154,5 @@ class Sort:
         """Sorted; ties keep the bills' order (stable), so paging never repeats or skips."""
         if self.key is None:
             return records[::-1] if self.descending else records
-        key = self.key
-        if not self.descending:
-            return sorted(records, key=key)
-        # Descending on the key, yet stable (ascending bill order) among equal keys.
-        ranked = sorted(enumerate(records), key=lambda p: (key(p[1]), -p[0]), reverse=True)
-        return [r for _, r in ranked]
+        # ``reverse`` keeps equal keys in their original (bill) order: still stable.
+        return sorted(records, key=self.key, reverse=self.descending)

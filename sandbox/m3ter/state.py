@@ -99,6 +99,7 @@ class M3terSandbox:
             self.faults: list[Fault] = []
             self.counters = Counters()
             self._next_bill_number = 0
+            self.started_at = _now()
             self._seeding = True  # the seed's own bills keep their calculation time
             self.add_generated_accounts(self.initial_accounts, self.initial_bills_per_account)
             self._seeding = False
@@ -169,7 +170,8 @@ class M3terSandbox:
             return ids
 
     def add_bill(self, bill: dict[str, Any]) -> str:
-        """Add a given bill (wire dict, served as is apart from ``id``/``version`` defaults)."""
+        """Add a given bill (wire dict, served as is apart from ``id``/``version`` defaults);
+        ``ValueError`` if its ``dtLastModified`` is not an ISO 8601 date-time."""
         with self.lock:
             bill = dict(bill)
             number = self._next_bill_number
@@ -177,21 +179,35 @@ class M3terSandbox:
             bill.setdefault("version", 1)
             bill.setdefault("status", "PENDING")
             bill.setdefault("locked", False)
-            bill.setdefault("dtLastModified", gen.iso(_now()))
+            # Kept as given (an explicit null too: a bill m3ter sent without one); else now.
+            stamp = bill.setdefault("dtLastModified", gen.iso_ms(_now()))
+            modified_at = gen.parse_instant(str(stamp)) if stamp else None
             bill_date = date.fromisoformat(bill["billDate"]) if bill.get("billDate") else None
             acc = bill.get("accountId") or ""
             rec = gen.BillRecord(
-                id=bill["id"], number=number, account_index=self.account_index.get(acc, -1),
-                period=-1, version=int(bill["version"]), status=bill["status"],
-                locked=bool(bill["locked"]), bill_date=bill_date or date(1970, 1, 1),
-                account_id=acc, given=bill,
+                id=bill["id"],
+                number=number,
+                account_index=self.account_index.get(acc, -1),
+                period=-1,
+                version=int(bill["version"]),
+                status=bill["status"],
+                locked=bool(bill["locked"]),
+                bill_date=bill_date or date(1970, 1, 1),
+                account_id=acc,
+                given=bill,
+                modified_at=modified_at,
             )
             self._add_record(rec)
             return rec.id
 
     def _add_record(self, rec: gen.BillRecord, modified_at: datetime | None = None) -> None:
-        if not self._seeding and rec.given is None:
+        """A new bill is last modified now (or ``modified_at``); the seed's own bills keep
+        their calculation time, capped at the sandbox's start for periods not over yet so that
+        it stays put (a moving "now" would reorder a search between its pages)."""
+        if rec.given is None and not self._seeding:
             rec.modified_at = modified_at or _now()
+        elif rec.given is None and gen.calculated_at(rec) > self.started_at:
+            rec.modified_at = self.started_at
         self.bill_index[rec.id] = len(self.bills)
         self.bills.append(rec)
         self._next_bill_number += 1
@@ -218,7 +234,7 @@ class M3terSandbox:
         """A change: the bill is last modified now (its ``given`` wire dict too)."""
         rec.modified_at = _now()
         if rec.given is not None:
-            rec.given = {**rec.given, **given, "dtLastModified": gen.iso(rec.modified_at)}
+            rec.given = {**rec.given, **given, "dtLastModified": gen.iso_ms(rec.modified_at)}
 
     def record(self, bill_id: str) -> gen.BillRecord:
         """The record of a bill; ``KeyError`` if unknown."""
@@ -300,7 +316,7 @@ class M3terSandbox:
     ) -> tuple[list[dict[str, Any]], int | None]:
         """Search Bills: filter and sort on the records, render only the page returned."""
         with self.lock:
-            found = [r for r in self.bills if query.matches(r)]
+            found = [r for r in self.bills if query.matches(r)] if query.tests else self.bills
             found = sort.apply(found)
             page = found[start : start + size]
             after = start + len(page)
@@ -403,4 +419,3 @@ class M3terSandbox:
                 },
                 "tokenTtl": self.token_ttl,
             }
-

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, Self
@@ -281,13 +281,20 @@ class M3terClient:
     def iter_bill_pages_modified_since(
         self, since: datetime, page_size: int = 100
     ) -> Iterator[list[Bill]]:
-        """Bills last modified at or after ``since``, newest first, page by page.
+        """Bills last modified at or after ``since``, newest first, page by page (never empty).
 
-        m3ter's Search Bills sorted by ``dtLastModified`` descending, stopping at the first bill
-        older than ``since``: a sync with nothing new reads one page instead of every bill. A
-        bill without ``dtLastModified`` is yielded (treated as modified): better read twice
-        than never.
+        Why: m3ter's Search Bills sorted by ``dtLastModified`` descending lets the read stop at
+        the first bill older than ``since``, so a sync with nothing new reads one page instead
+        of every bill. ``nextToken`` is followed as ``fromDocument``. An offset into a list
+        sorted newest first can only repeat a bill when one changes during the read (it moves
+        to the top and pushes the others down), not skip one (only a deletion mid-read could):
+        callers drop repeats by id.
+
+        A bill without ``dtLastModified`` is yielded (treated as modified) rather than refused:
+        reading a bill twice costs a comparison, missing a change costs a wrong invoice. A naive
+        ``since`` (or stamp) is taken as UTC.
         """
+        cut = _utc(since)
         params: dict[str, Any] = {
             "sortBy": "dtLastModified",
             "sortOrder": "DESC",
@@ -300,22 +307,27 @@ class M3terClient:
             )
             raw = list(body.get("data") or [])
             bills = [Bill.model_validate(b) for b in raw]
-            kept = [b for b in bills if b.dt_last_modified is None or b.dt_last_modified >= since]
+            kept = [
+                b for b in bills if b.dt_last_modified is None or _utc(b.dt_last_modified) >= cut
+            ]
             if kept:
                 yield kept
             token = body.get("nextToken")
             if len(kept) < len(bills) or not token or not raw:
                 return
-            start = int(token)
+            start = _next_document(token, start, len(raw))
 
     def iter_bills_by_ids(self, ids: Iterable[str], page_size: int = 100) -> Iterator[list[Bill]]:
-        """The bills with these ids, a page per ``page_size`` ids (unknown ids do not come back:
-        m3ter deleted them)."""
+        """The bills with these ids (repeats asked once), in pages; unknown ids do not come back
+        (m3ter deleted them). Why: re-reading bills known to need work costs a request per
+        chunk of ids, not a listing of every bill. ListBills' ``ids`` is asked in chunks of at
+        most ``page_size`` and ``IDS_PER_REQUEST`` ids (short URLs), a page per chunk."""
         size = _page_size(page_size)
+        per_request = min(size, IDS_PER_REQUEST)
         wanted = list(dict.fromkeys(ids))
-        for offset in range(0, len(wanted), size):
-            chunk = wanted[offset : offset + size]
-            params = {"ids": ",".join(chunk), "pageSize": size, "includeBillTotal": "true"}
+        for offset in range(0, len(wanted), per_request):
+            chunk = wanted[offset : offset + per_request]
+            params = {"ids": ",".join(chunk), "pageSize": len(chunk), "includeBillTotal": "true"}
             for page in self._pages("bills", params, "list bills by id"):
                 if page:
                     yield [Bill.model_validate(b) for b in page]
@@ -391,6 +403,22 @@ class M3terClient:
                 external_system, external_table, integration_config_id, m3ter_entity
             )
         )
+
+
+def _utc(stamp: datetime) -> datetime:
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def _next_document(token: object, start: int, count: int) -> int:
+    """``fromDocument`` of the next search page: ``nextToken`` when it is the offset (as the
+    sandbox's), else the documents read so far; ``PermanentError`` if it would not advance."""
+    try:
+        following = int(str(token))
+    except ValueError:
+        following = start + count
+    if following <= start:
+        raise PermanentError(f"m3ter search bills: nextToken {token!r} does not advance")
+    return following
 
 
 def _page_size(size: int) -> int:

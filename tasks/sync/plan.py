@@ -18,6 +18,7 @@ from tasks.mapping import map_bill
 
 Kind = Literal["invoice", "credit_note"]
 NUMBER_FIELD = {"invoice": "InvoiceNumber", "credit_note": "CreditNoteNumber"}
+ACCOUNT_EXCLUDED = "account excluded by the integration (restricted or filtered out)"
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def plan_page(
             continue
         account = accounts.get(bill.account_id or "")
         if account is None:
-            reason = "account excluded by the integration (restricted or filtered out)"
+            reason = ACCOUNT_EXCLUDED
             if _same_skip(entry, version, Outcome.SKIPPED, reason):
                 plan.unchanged += 1
             else:

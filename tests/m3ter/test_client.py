@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+import time
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from tasks.m3ter.models import Bill
 from tests.m3ter.conftest import Running
 
 BILLS_PATH = f"/organizations/{DEFAULT_ORG_ID}/bills"
+SEARCH_PATH = f"{BILLS_PATH}/search"
 
 
 def _fault(server: Running, **body: object) -> None:
@@ -78,10 +80,99 @@ def test_regenerated_bill_is_seen_with_new_version(
 ) -> None:
     bill_id = m3ter_server.sandbox.bills[0].id
     before = client.get_bill(bill_id)
-    httpx.post(f"{m3ter_server.url}/_sandbox/bills/{bill_id}/regenerate").raise_for_status()
+    _regenerate(m3ter_server, bill_id)
     after = client.get_bill(bill_id)
     assert after.version == (before.version or 0) + 1
     assert after.computed_total() != before.computed_total()
+
+
+def _regenerate(server: Running, bill_id: str) -> None:
+    httpx.post(f"{server.url}/_sandbox/bills/{bill_id}/regenerate").raise_for_status()
+
+
+def test_modified_since_returns_exactly_the_bills_changed_after_the_cut(
+    client: M3terClient, m3ter_server: Running
+) -> None:
+    sb = m3ter_server.sandbox
+    changed = [sb.bills[3].id, sb.bills[41].id]
+    cut = datetime.now(UTC)  # within the same second as the changes: stamps carry ms
+    for bill_id in changed:
+        time.sleep(0.002)  # distinct millisecond stamps, so "newest first" has one answer
+        _regenerate(m3ter_server, bill_id)
+    pages = list(client.iter_bill_pages_modified_since(cut, page_size=5))
+    assert [[b.id for b in p] for p in pages] == [changed[::-1]]  # newest first
+    assert all(b.dt_last_modified and b.dt_last_modified >= cut for b in pages[0])
+    assert _calls(m3ter_server, SEARCH_PATH) == 1  # the page held an older bill: no more
+    assert _calls(m3ter_server) == 0  # ListBills was not used
+
+    # A cut between the two changes, naive (taken as UTC): only the later one.
+    between = pages[0][1].dt_last_modified
+    assert between is not None
+    later = client.iter_bill_pages_modified_since(
+        between.replace(tzinfo=None) + timedelta(milliseconds=1)
+    )
+    assert [b.id for p in later for b in p] == [changed[1]]
+
+
+def test_modified_since_far_past_reads_all_once_future_reads_one_page(
+    client: M3terClient, m3ter_server: Running
+) -> None:
+    everything = list(client.iter_bill_pages_modified_since(datetime(2000, 1, 1, tzinfo=UTC), 7))
+    assert [len(p) for p in everything] == [7] * 8 + [4]
+    ids = [b.id for p in everything for b in p]
+    assert len(set(ids)) == 60 == len(ids)
+    stamps = [b.dt_last_modified for p in everything for b in p]
+    assert stamps == sorted(stamps, reverse=True)  # type: ignore[type-var]
+    assert _calls(m3ter_server, SEARCH_PATH) == 9
+
+    future = datetime.now(UTC) + timedelta(days=1)
+    assert list(client.iter_bill_pages_modified_since(future, page_size=200)) == []
+    assert _calls(m3ter_server, SEARCH_PATH) == 10  # one page, whatever the number of bills
+
+
+def test_modified_since_yields_a_bill_without_dt_last_modified(
+    client: M3terClient, m3ter_server: Running
+) -> None:
+    """A bill m3ter sent without ``dtLastModified`` counts as modified: read, not skipped."""
+    bill = {
+        "id": "no-stamp",
+        "accountId": m3ter_server.sandbox.accounts[0]["id"],
+        "billDate": "2025-06-01",
+        "currency": "GBP",
+        "lineItems": [],
+        "dtLastModified": None,
+    }
+    m3ter_server.sandbox.add_bill(bill)
+    pages = list(client.iter_bill_pages_modified_since(datetime(2000, 1, 1, tzinfo=UTC), 200))
+    last = pages[-1][-1]
+    assert last.id == "no-stamp" and last.dt_last_modified is None
+    assert sum(len(p) for p in pages) == 61
+
+
+def test_modified_since_retries_a_transient_failure(
+    client: M3terClient, m3ter_server: Running, sleeps: list[float]
+) -> None:
+    _fault(m3ter_server, status=503, count=1)
+    pages = list(client.iter_bill_pages_modified_since(datetime(2000, 1, 1, tzinfo=UTC), 200))
+    assert len(pages[0]) == 60 and len(sleeps) == 1
+
+
+def test_bills_by_ids_across_chunks_unknown_ids_ignored(
+    client: M3terClient, m3ter_server: Running
+) -> None:
+    sb = m3ter_server.sandbox
+    wanted = [sb.bills[i].id for i in (50, 2, 17, 33, 8)]
+    asked = [wanted[0], wanted[1], "no-such-bill", *wanted[2:], wanted[1]]
+    pages = list(client.iter_bills_by_ids(asked, page_size=2))
+    assert all(1 <= len(p) <= 2 for p in pages) and all(
+        isinstance(b, Bill) for p in pages for b in p
+    )
+    got = [b.id for p in pages for b in p]
+    assert sorted(got) == sorted(wanted)  # each once, the unknown id simply absent
+    assert _calls(m3ter_server) == 3  # six distinct ids, two per request
+    assert all(b.bill_total is not None and b.line_items for p in pages for b in p)
+    assert list(client.iter_bills_by_ids([])) == []
+    assert list(client.iter_bills_by_ids(["no-such-bill"])) == []
 
 
 def test_accounts(client: M3terClient, m3ter_server: Running) -> None:
@@ -149,8 +240,13 @@ def test_gives_up_with_transient_error(
 def test_timeout_is_retried(m3ter_server: Running, sleeps: list[float]) -> None:
     _fault(m3ter_server, status=0, delay=1.0, count=1)
     with M3terClient(
-        m3ter_server.url, DEFAULT_ORG_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-        timeout=0.3, max_retries=2, sleep=sleeps.append,
+        m3ter_server.url,
+        DEFAULT_ORG_ID,
+        DEFAULT_CLIENT_ID,
+        DEFAULT_CLIENT_SECRET,
+        timeout=0.3,
+        max_retries=2,
+        sleep=sleeps.append,
     ) as c:
         assert c.get_account(m3ter_server.sandbox.accounts[1]["id"]).code == "ACC-00001"
     assert len(sleeps) == 1
@@ -158,10 +254,17 @@ def test_timeout_is_retried(m3ter_server: Running, sleeps: list[float]) -> None:
 
 def test_connection_refused_is_transient(sleeps: list[float]) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    with M3terClient(
-        url, DEFAULT_ORG_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-        max_retries=2, sleep=sleeps.append,
-    ) as c, pytest.raises(TransientError, match="connection failed"):
+    with (
+        M3terClient(
+            url,
+            DEFAULT_ORG_ID,
+            DEFAULT_CLIENT_ID,
+            DEFAULT_CLIENT_SECRET,
+            max_retries=2,
+            sleep=sleeps.append,
+        ) as c,
+        pytest.raises(TransientError, match="connection failed"),
+    ):
         c.get_bill("x")
     assert len(sleeps) == 2
 
@@ -181,18 +284,22 @@ def test_wrong_secret_is_auth_error_and_secret_is_not_shown(
     m3ter_server: Running, sleeps: list[float]
 ) -> None:
     secret = "very-wrong-secret-value"
-    with M3terClient(
-        m3ter_server.url, DEFAULT_ORG_ID, DEFAULT_CLIENT_ID, secret, sleep=sleeps.append
-    ) as c, pytest.raises(AuthError) as info:
+    with (
+        M3terClient(
+            m3ter_server.url, DEFAULT_ORG_ID, DEFAULT_CLIENT_ID, secret, sleep=sleeps.append
+        ) as c,
+        pytest.raises(AuthError) as info,
+    ):
         c.get_bill("anything")
     assert secret not in str(info.value) and secret not in repr(c)
     assert sleeps == [] and m3ter_server.sandbox.counters.token_requests == 0
 
 
 def test_other_org_is_auth_error(m3ter_server: Running) -> None:
-    with M3terClient(
-        m3ter_server.url, "another-org", DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
-    ) as c, pytest.raises(AuthError):
+    with (
+        M3terClient(m3ter_server.url, "another-org", DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET) as c,
+        pytest.raises(AuthError),
+    ):
         c.get_bill("anything")
 
 

@@ -60,5 +60,7 @@ def test_ledger_reads_one_page_of_rows_and_failed_ids(setup):
     page = ledger.for_bills(iid, ["b1", "b4", "unknown"])
     assert set(page) == {"b1", "b4"} and page["b4"].outcome is Outcome.SKIPPED
     assert ledger.for_bills(iid, []) == {}
-    assert ledger.bill_ids(iid, FAILED) == ["b2", "b3"]
+    assert ledger.bill_ids(iid, FAILED) == [("b2", None), ("b3", None)]
+    assert ledger.bill_ids(iid, [Outcome.SKIPPED], reason="not approved") == [("b4", None)]
+    assert ledger.bill_ids(iid, [Outcome.SKIPPED], reason="other") == []
     assert ledger.count(iid) == 4
