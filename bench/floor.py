@@ -1,9 +1,10 @@
 """The floor: a plain script doing the sync's essential work, with no Prefect and no ledger.
 
 It reads the same bills from the m3ter sandbox (pages of the same size), maps each with the
-project's mapper, and PUTs the same invoices in the same batches of up to 50 to the same Xero
-sandbox: one poster thread per integration, fed as pages arrive. ``sync_bills`` ÷ this is our
-overhead. Run as ``python -m bench.floor SPEC_JSON``; it prints one JSON line.
+project's mapper, and PUTs the same documents (invoices and credit notes, as the sync sends) in
+batches of up to 50 to the same Xero sandbox: one poster thread per integration, fed as pages
+arrive. ``sync_bills`` ÷ this is our overhead. Run as ``python -m bench.floor SPEC_JSON``; it
+prints one JSON line.
 """
 
 from __future__ import annotations
@@ -33,16 +34,19 @@ def _grant(xero_url: str, org: str) -> tuple[str, str]:
     return body["access_token"], body["tenant_ids"][0]
 
 
+COLLECTION = {"invoice": "Invoices", "credit_note": "CreditNotes"}
+
+
 def _poster(
     xero_url: str, token: str, tenant: str, inbox: queue.Queue[Any], tally: dict[str, int]
 ) -> None:
-    url = f"{xero_url}/api.xro/2.0/Invoices"
     with httpx.Client(timeout=60) as http:
-        while (batch := inbox.get()) is not None:
+        while (item := inbox.get()) is not None:
+            collection, batch = item
             response = http.put(
-                url,
+                f"{xero_url}/api.xro/2.0/{collection}",
                 params={"summarizeErrors": "false", "unitdp": "4"},
-                content=money_json.dumps({"Invoices": batch}),
+                content=money_json.dumps({collection: batch}),
                 headers={
                     "Authorization": f"Bearer {token}",
                     "xero-tenant-id": tenant,
@@ -53,7 +57,7 @@ def _poster(
             )
             response.raise_for_status()
             tally["calls"] += 1
-            tally["documents"] += len(response.json().get("Invoices") or [])
+            tally["documents"] += len(response.json().get(collection) or [])
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +67,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     routes: dict[str, tuple[IntegrationConfig, str, queue.Queue[Any]]] = {}
     threads: list[threading.Thread] = []
     tally = {"calls": 0, "documents": 0, "bills": 0}
-    buffers: dict[str, list[dict[str, Any]]] = {}
+    buffers: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for item in spec["integrations"]:
         config = IntegrationConfig(name=item["name"], account_ids=item["account_ids"])
         token, tenant = _grant(xero, item["org"])
@@ -71,7 +75,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         integration_id = f"floor-{item['name']}"
         for account_id in item["account_ids"]:
             routes[account_id] = (config, integration_id, inbox)
-        buffers[integration_id] = []
+        for collection in COLLECTION.values():
+            buffers[(integration_id, collection)] = []
         threads.append(
             threading.Thread(target=_poster, args=(xero, token, tenant, inbox, tally), daemon=True)
         )
@@ -88,17 +93,18 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
                     continue
                 config, integration_id, inbox = route
                 result = map_bill(config, integration_id, bill, accounts[bill.account_id or ""])
-                if not result.mapped or result.kind != "invoice":
+                if not result.mapped:
                     continue
-                buffer = buffers[integration_id]
+                collection = COLLECTION[result.kind or "invoice"]
+                buffer = buffers[(integration_id, collection)]
                 buffer.append(result.document or {})
                 if len(buffer) == BATCH:
-                    inbox.put(list(buffer))
+                    inbox.put((collection, list(buffer)))
                     buffer.clear()
-    for item_id, (_, integration_id, inbox) in {r[1]: r for r in routes.values()}.items():
-        del item_id
-        if buffers[integration_id]:
-            inbox.put(buffers[integration_id])
+    for _, integration_id, inbox in {r[1]: r for r in routes.values()}.values():
+        for collection in COLLECTION.values():
+            if buffers[(integration_id, collection)]:
+                inbox.put((collection, buffers[(integration_id, collection)]))
         inbox.put(None)
     for thread in threads:
         thread.join()

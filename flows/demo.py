@@ -173,12 +173,12 @@ def _sync_with_progress(integration_id: str, total: int) -> dict[str, Any]:
     runner.start()
     shown = -1
     while runner.is_alive():
-        done = len(ledger.snapshot(integration_id))
+        done = ledger.count(integration_id)
         if done != shown:
             _bar(done, total)
             shown = done
         time.sleep(0.5)
-    _bar(len(ledger.snapshot(integration_id)), total)
+    _bar(ledger.count(integration_id), total)
     state = result["state"]
     if not state.is_completed():
         print(f"\n   sync ended {state.type.value}: {state.message}")

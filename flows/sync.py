@@ -378,7 +378,7 @@ def sync_integration(
     # (the Prefect limits still decide when each call may go).
     in_flight: deque[PrefectFuture[PostReport]] = deque()
     window = max(1, settings.xero_tenant_concurrency)
-    pending: list[Send] = []
+    pending: dict[tuple[str, bool], list[Send]] = {}
     posts = 0
 
     def settle(future: PrefectFuture[PostReport]) -> None:
@@ -424,12 +424,14 @@ def sync_integration(
         if dry_run:
             report.would_send += len(plan.sends)
             continue
-        pending.extend(plan.sends)
-        if len(pending) >= settings.sync_documents_per_task:
-            post(pending)
-            pending = []
-    if pending:
-        post(pending)
+        # Held by kind and operation so every call carries a full batch of one kind.
+        for send in plan.sends:
+            group = pending.setdefault((send.kind, bool(send.xero_id)), [])
+            group.append(send)
+            if len(group) >= settings.sync_documents_per_task:
+                post(pending.pop((send.kind, bool(send.xero_id))))
+    for group in pending.values():
+        post(group)
     while in_flight:
         settle(in_flight.popleft())
     progress.finish()

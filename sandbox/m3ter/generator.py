@@ -8,6 +8,7 @@ to the line subtotal exactly; credit-type lines are negative, so some bill total
 
 from __future__ import annotations
 
+import hashlib
 import random
 import uuid
 from dataclasses import dataclass
@@ -40,13 +41,21 @@ CREDIT_TYPES = frozenset(
 BANDED_TYPES = frozenset({"USAGE", "OVERAGE_USAGE", "COUNTER_RUNNING_TOTAL_CHARGE", "USAGE_CREDIT"})
 """Line types that carry ``usagePerPricingBand`` entries."""
 
+_NAMESPACE_BYTES = NAMESPACE.bytes
+
 XERO_SYSTEM = "Xero"
 XERO_CONTACT_TABLE = "Contact"
 
 
 def stable_id(seed: int, *parts: object) -> str:
-    """A UUID that depends only on the seed and the parts."""
-    return str(uuid.uuid5(NAMESPACE, ":".join(str(p) for p in (seed, *parts))))
+    """A UUID that depends only on the seed and the parts: ``uuid5(NAMESPACE, "seed:parts")``,
+    written out directly (building ``UUID`` objects was a fifth of the cost of serving bills)."""
+    name = ":".join(str(p) for p in (seed, *parts))
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])  # noqa: S324
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def integration_config_id(seed: int) -> str:

@@ -76,6 +76,9 @@ def error_for(response: httpx.Response, what: str) -> Exception:
     return PermanentError(text)
 
 
+FIRST_SEARCH_PAGE = 10
+
+
 class M3terClient:
     """Reads bills, accounts and external mappings of one m3ter organisation.
 
@@ -290,6 +293,9 @@ class M3terClient:
         to the top and pushes the others down), not skip one (only a deletion mid-read could):
         callers drop repeats by id.
 
+        The first page asks for at most ``FIRST_SEARCH_PAGE`` bills: when nothing changed, that
+        is all the read costs m3ter.
+
         A bill without ``dtLastModified`` is yielded (treated as modified) rather than refused:
         reading a bill twice costs a comparison, missing a change costs a wrong invoice. A naive
         ``since`` (or stamp) is taken as UTC.
@@ -301,10 +307,14 @@ class M3terClient:
             "pageSize": _page_size(page_size),
         }
         start = 0
+        size = min(params["pageSize"], FIRST_SEARCH_PAGE)
         while True:
             body = self._get(
-                self._org("bills/search"), {**params, "fromDocument": start}, what="search bills"
+                self._org("bills/search"),
+                {**params, "pageSize": size, "fromDocument": start},
+                what="search bills",
             )
+            size = params["pageSize"]
             raw = list(body.get("data") or [])
             bills = [Bill.model_validate(b) for b in raw]
             kept = [
