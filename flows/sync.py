@@ -17,7 +17,7 @@ import hashlib
 import itertools
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -244,6 +244,48 @@ def fingerprint(integration: IntegrationView) -> str:
     return digest.hexdigest()
 
 
+class Rules(Mapping[str, Account]):
+    """The integration's allowed accounts (by id, as a mapping) and its external mappings,
+    loaded (as tasks) when the first bill needs them: a sync whose bills are all unchanged
+    does not load them at all."""
+
+    def __init__(self, integration: IntegrationView) -> None:
+        self.integration = integration
+        self._accounts: dict[str, Account] | None = None
+        self._mappings: list[ExternalMapping] | None = None
+        self.mapping_list = _LazyList(self.mappings)
+
+    def __getitem__(self, account_id: str) -> Account:
+        return self.accounts()[account_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.accounts())
+
+    def __len__(self) -> int:
+        return len(self.accounts())
+
+    def accounts(self) -> dict[str, Account]:
+        if self._accounts is None:
+            self._accounts = load_accounts(self.integration)
+        return self._accounts
+
+    def mappings(self) -> list[ExternalMapping]:
+        if self._mappings is None:
+            self._mappings = load_mappings(self.integration)
+        return self._mappings
+
+
+class _LazyList(Sequence[ExternalMapping]):
+    def __init__(self, load: Callable[[], list[ExternalMapping]]) -> None:
+        self._load = load
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._load()[index]
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
 @dataclass
 class Reading:
     """The pages one integration handles in a run, and whether they let its watermark move."""
@@ -264,7 +306,7 @@ class Reading:
 def _reading(
     settings: Settings,
     integration: IntegrationView,
-    accounts: dict[str, Account],
+    rules: Rules,
     since: dt.date | None,
     bill_ids: list[str] | None,
     feed: BillFeed | None,
@@ -295,13 +337,10 @@ def _reading(
         expected = ledger.count(integration.id)
     else:
         retry_ids = [bill for bill, _ in ledger.bill_ids(integration.id, FAILED)]
-        retry_ids += [
-            bill
-            for bill, account in ledger.bill_ids(
-                integration.id, [Outcome.SKIPPED], reason=ACCOUNT_EXCLUDED
-            )
-            if account in accounts  # excluded then, allowed now
-        ]
+        excluded = ledger.bill_ids(integration.id, [Outcome.SKIPPED], reason=ACCOUNT_EXCLUDED)
+        if excluded:
+            allowed = rules.accounts()
+            retry_ids += [bill for bill, account in excluded if account in allowed]
         expected = len(retry_ids)
     if feed is not None and feed.plan.covers(plan):
         tracker, main = feed.tracker, feed.pages(integration.id)
@@ -359,9 +398,8 @@ def sync_integration(
         tenant_id = credential.tenant_id or ""
         if not dry_run:
             ensure_tenant_limits(settings, tenant_id)
-        accounts = load_accounts(integration)
-        mappings = load_mappings(integration)
-        reading = _reading(settings, integration, accounts, since, bill_ids, shared)
+        rules = Rules(integration)
+        reading = _reading(settings, integration, rules, since, bill_ids, shared)
     except BaseException:
         if shared is not None:
             shared.leave(integration_id)
@@ -416,7 +454,11 @@ def sync_integration(
         bills = page if listed is None else [b for b in page if (b.account_id or "") in listed]
         report.outside += len(page) - len(bills)
         entries = ledger.for_bills(integration.id, (b.id for b in bills))
-        plan = plan_page(integration.config, integration.id, bills, accounts, mappings, entries)
+        if not bills:
+            continue
+        plan = plan_page(
+            integration.config, integration.id, bills, rules, rules.mapping_list, entries
+        )
         if plan.fates and not dry_run:
             ledger.record(integration.id, plan.fates, sync_run_id=_run_id())
         report.unchanged += plan.unchanged

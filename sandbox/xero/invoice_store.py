@@ -214,6 +214,10 @@ class InvoiceStore:
         with self._lock:
             self._docs: dict[str, Document] = {}
             self._by_tenant: dict[tuple[str, str], list[str]] = {}
+            # (tenant, collection, number) -> ids: a lookup by number must not scan every
+            # document (a 50,000-bill sync made that quadratic).
+            self._by_number_index: dict[tuple[str, str, str | None], list[str]] = {}
+            self._seq: dict[str, int] = {}
             self._contacts: dict[tuple[str, str], str] = {}
             self.lock_dates: dict[str, date] = {}
 
@@ -237,7 +241,19 @@ class InvoiceStore:
         """Documents of a tenant in creation order, filtered by any of ids/numbers/statuses."""
         with self._lock:
             found = []
-            for doc_id in self._by_tenant.get((tenant_id, kind.collection), []):
+            candidates: list[str] = self._by_tenant.get((tenant_id, kind.collection), [])
+            if numbers is not None:
+                candidates = sorted(
+                    {
+                        doc_id
+                        for number in numbers
+                        for doc_id in self._by_number_index.get(
+                            (tenant_id, kind.collection, number), ()
+                        )
+                    },
+                    key=self._seq.__getitem__,
+                )
+            for doc_id in candidates:
                 doc = self._docs[doc_id]
                 if ids is not None and doc.id not in ids:
                     continue
@@ -297,6 +313,12 @@ class InvoiceStore:
         self._docs[doc.id] = doc
         if existing is None:
             self._by_tenant.setdefault((tenant_id, kind.collection), []).append(doc.id)
+            self._seq[doc.id] = len(self._seq)
+        elif existing.number != doc.number:
+            self._by_number_index[(tenant_id, kind.collection, existing.number)].remove(doc.id)
+        if existing is None or existing.number != doc.number:
+            key = (tenant_id, kind.collection, doc.number)
+            self._by_number_index.setdefault(key, []).append(doc.id)
         return ElementResult(doc, [], echo)
 
     def _target(
