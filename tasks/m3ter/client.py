@@ -24,6 +24,7 @@ import httpx
 
 from config.errors import AuthError, NotFound, PermanentError, RateLimitError, TransientError
 from config.settings import Settings
+from tasks.http import ssl_context
 from tasks.m3ter.models import Account, Bill, ExternalMapping
 from tasks.oauth_client import OAuth2Client, OAuthError
 
@@ -131,6 +132,7 @@ class M3terClient:
             base_url=self.base_url,
             timeout=timeout,
             headers={"Accept": "application/json"},
+            verify=ssl_context(),
         )
         self._http.register_compliance_hook("access_token_response", self._on_token_response)
 

@@ -25,6 +25,7 @@ from prefect.exceptions import ObjectAlreadyExists
 
 from config.errors import PermanentError
 from config.settings import Settings
+from tasks.http import prefect_ssl_context
 
 
 def concurrency_name(tenant_id: str) -> str:
@@ -51,7 +52,7 @@ def ensure_tenant_limits(settings: Settings, tenant_id: str) -> None:
         (concurrency_name(tenant_id), settings.xero_tenant_concurrency, None),
         (rate_name(tenant_id), burst, decay),
     )
-    with get_client(sync_client=True) as client:
+    with get_client(httpx_settings={"verify": prefect_ssl_context()}, sync_client=True) as client:
         for name, limit, slot_decay in wanted:
             try:
                 client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay)
@@ -113,7 +114,9 @@ class TenantSlots:
     def __enter__(self) -> TenantSlots:
         self._entered = True
         if self.enabled:
-            self._client = get_client(sync_client=True)
+            self._client = get_client(
+                httpx_settings={"verify": prefect_ssl_context()}, sync_client=True
+            )
             self._client.__enter__()
         return self
 

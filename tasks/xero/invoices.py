@@ -24,6 +24,7 @@ from config.errors import (
     TransientError,
     ValidationFailed,
 )
+from tasks.http import ssl_context
 from tasks.xero import money_json
 
 MAX_BATCH = 50
@@ -131,7 +132,7 @@ class XeroAccountingClient:
         self._token = token
         self._replace_token = replace_token
         self._own_http = http is None
-        self._http = http or httpx.Client(timeout=timeout)
+        self._http = http or httpx.Client(timeout=timeout, verify=ssl_context())
         self._timeout = timeout
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from authlib.common.errors import AuthlibBaseError
 from config.errors import AuthError, PermanentError, TransientError
 from config.settings import Settings
 from store.credentials import TokenSet
+from tasks.http import ssl_context
 from tasks.oauth_client import OAuth2Client
 
 
@@ -47,6 +48,7 @@ class XeroOAuth:
             code_challenge_method="S256",
             token_endpoint_auth_method="client_secret_basic",
             timeout=s.http_timeout_seconds,
+            verify=ssl_context(),
         )
 
     def authorization_url(self, state: str, code_verifier: str) -> str:
