@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     sync_page_size: int = Field(default=200, ge=1, le=200)
     # Documents per "post to Xero" task: big enough that a sync of 50,000 bills is a few hundred
     # Prefect task runs, not thousands; small enough that posting starts after a few pages.
-    sync_documents_per_task: int = Field(default=250, ge=1)
+    sync_documents_per_task: int = Field(default=500, ge=1)
     # Re-read window behind the watermark (see store/watermarks.py).
     sync_modified_overlap_seconds: float = Field(default=300, ge=0)
     sync_max_attempts: int = Field(default=6, ge=1)

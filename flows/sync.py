@@ -197,7 +197,7 @@ class Progress:
     run approaches 100 % and jumps to it at the end.
     """
 
-    EVERY_SECONDS = 2.0  # one API call per 2 s at most, however fast pages go
+    EVERY_SECONDS = 5.0  # one API call per 5 s at most, however fast pages go
 
     def __init__(self, integration: IntegrationView, expected: int) -> None:
         self.expected = expected
@@ -445,7 +445,7 @@ def sync_integration(
         in_flight.append(
             post_sends.with_options(
                 task_run_name=f"post {len(sends)} documents to {tenant_id} (#{posts})"
-            ).submit(integration, tenant_id, quote(sends))
+            ).submit(quote(integration), tenant_id, quote(sends))
         )
 
     for page in reading.pages:
