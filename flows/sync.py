@@ -45,6 +45,7 @@ from store.watermarks import Watermarks
 from tasks.m3ter.client import M3terClient
 from tasks.m3ter.models import Account, Bill, ExternalMapping
 from tasks.notifications import notify_disabled
+from tasks.sync import handoff
 from tasks.sync.feed import (
     BillFeed,
     ReadPlan,
@@ -148,8 +149,10 @@ def load_mappings(integration: IntegrationView) -> list[ExternalMapping]:
 
 
 @task(name="post to Xero", cache_policy=NO_CACHE, persist_result=False)
-def post_sends(integration: IntegrationView, tenant_id: str, sends: list[Send]) -> PostReport:
-    """Post one page's documents to the tenant in batches of up to 50."""
+def post_sends(integration: IntegrationView, tenant_id: str, documents: str) -> PostReport:
+    """Post a group of documents (handed over as ``documents``, see ``tasks.sync.handoff``) to
+    the tenant in batches of up to 50."""
+    sends: list[Send] = handoff.take(documents)
     settings = get_settings()
     provider = token_provider(settings)
     credential_id = integration.credential_id or ""
@@ -445,7 +448,7 @@ def sync_integration(
         in_flight.append(
             post_sends.with_options(
                 task_run_name=f"post {len(sends)} documents to {tenant_id} (#{posts})"
-            ).submit(quote(integration), tenant_id, quote(sends))
+            ).submit(quote(integration), tenant_id, handoff.hand(sends))
         )
 
     for page in reading.pages:
