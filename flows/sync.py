@@ -197,22 +197,26 @@ class Progress:
 
     m3ter does not say how many bills a listing holds, so the estimate is the bills this
     integration's ledger holds (or the bills asked for, or the failed bills retried); a first
-    run approaches 100 % and jumps to it at the end.
+    run approaches 100 % and jumps to it at the end. The artifact appears with the first bill:
+    a sync that finds nothing new shows none.
     """
 
     EVERY_SECONDS = 5.0  # one API call per 5 s at most, however fast pages go
 
     def __init__(self, integration: IntegrationView, expected: int) -> None:
+        self.integration = integration
         self.expected = expected
         self.done = 0
         self.shown_at = 0.0
-        self.artifact_id = create_progress_artifact(
-            0.0,
-            key=f"sync-progress-{integration.id}",
-            description=f"Bills of {integration.name} handled",
-        )
+        self.artifact_id: Any = None
 
     def advance(self, bills: int) -> None:
+        if self.artifact_id is None and bills:
+            self.artifact_id = create_progress_artifact(
+                0.0,
+                key=f"sync-progress-{self.integration.id}",
+                description=f"Bills of {self.integration.name} handled",
+            )
         previous = self.done
         self.done += bills
         now = time.monotonic()
@@ -223,7 +227,8 @@ class Progress:
             update_progress_artifact(self.artifact_id, round(100 * previous / total, 1))
 
     def finish(self) -> None:
-        update_progress_artifact(self.artifact_id, 100.0)
+        if self.artifact_id is not None:
+            update_progress_artifact(self.artifact_id, 100.0)
 
 
 def _disable(integration: IntegrationView, reason: str) -> str:
@@ -399,8 +404,6 @@ def sync_integration(
         report = IntegrationReport(integration.name, integration.id)
         credential = credential_store(settings).get(integration.credential_id or "")
         tenant_id = credential.tenant_id or ""
-        if not dry_run:
-            ensure_tenant_limits(settings, tenant_id)
         rules = Rules(integration)
         reading = _reading(settings, integration, rules, since, bill_ids, shared)
     except BaseException:
@@ -444,6 +447,8 @@ def sync_integration(
         if stop is not None:
             report.add_post(_defer(integration, tenant_id, sends, *stop))
             return
+        if posts == 0:  # the tenant's Prefect limits, made or corrected before the first call
+            ensure_tenant_limits(settings, tenant_id)
         posts += 1
         in_flight.append(
             post_sends.with_options(
