@@ -474,14 +474,19 @@ def sync_integration(
         if dry_run:
             report.would_send += len(plan.sends)
             continue
-        # Held by kind and operation so every call carries a full batch of one kind.
+        # Held by kind and operation so every call carries a full batch of one kind. The first
+        # task is small so that posting starts early; the rest are full size.
         for send in plan.sends:
             group = pending.setdefault((send.kind, bool(send.xero_id)), [])
             group.append(send)
-            if len(group) >= settings.sync_documents_per_task:
+            size = settings.sync_documents_per_task if posts else 2 * settings.sync_batch_size
+            if len(group) >= size:
                 post(pending.pop((send.kind, bool(send.xero_id))))
+    # What is left goes out as small tasks side by side, not one long tail.
+    tail = 2 * settings.sync_batch_size
     for group in pending.values():
-        post(group)
+        for start in range(0, len(group), tail):
+            post(group[start : start + tail])
     while in_flight:
         settle(in_flight.popleft())
     progress.finish()
