@@ -614,15 +614,52 @@ def sync_bills(
     """
     settings = get_settings()
     targets = _targets(integrations)
+    idle = _nothing_new(settings, targets)
+    if idle is not None:
+        return _summarise(idle, dry_run)
     if not _can_share(targets):
         return _summarise(_concurrently(targets, since=since, dry_run=dry_run), dry_run)
     plan = _shared_plan(settings, targets, since)
+
     def read(tracker: ReadTracker) -> Iterator[list[Bill]]:
         return read_bills(settings, plan, tracker)
 
     with BillFeed(plan, read, [v.id for v in targets]) as feed:
         results = _concurrently(targets, since=since, dry_run=dry_run, feed=feed.id)
     return _summarise(results, dry_run)
+
+
+def _nothing_new(settings: Settings, targets: list[IntegrationView]) -> list[dict[str, Any]] | None:
+    """The summary rows of a run with nothing to do, or ``None`` when there may be work.
+
+    Nothing to do: every integration has a watermark under its current rules, no failed or
+    account-excluded bill in its ledger, and m3ter's newest-first search shows no bill modified
+    since the oldest watermark (one request for one bill). Then no subflow starts: a quiet
+    scheduled sync costs a few queries, not a flow run per integration.
+    """
+    if not targets:
+        return None
+    marks, ledger = Watermarks(database(settings)), Ledger(database(settings))
+    cuts = []
+    for view in targets:
+        mark = marks.get(view.id)
+        if mark is None or mark.fingerprint != fingerprint(view):
+            return None
+        if ledger.bill_ids(view.id, FAILED) or ledger.bill_ids(
+            view.id, [Outcome.SKIPPED], reason=ACCOUNT_EXCLUDED
+        ):
+            return None
+        cuts.append(mark.modified_through - settings.sync_modified_overlap_seconds)
+    cut = dt.datetime.fromtimestamp(min(cuts), dt.UTC)
+    with M3terClient.from_settings(settings) as m3ter:
+        if next(m3ter.iter_bill_pages_modified_since(cut, page_size=1), None):
+            return None
+    read = f"nothing modified since {cut.isoformat(timespec='seconds')}, no failed bills"
+    get_run_logger().info("%s: no integration has work", read)
+    return [
+        {"row": IntegrationReport(v.name, v.id, read=read).row(), "failures": [], "failed": 0}
+        for v in targets
+    ]
 
 
 def _can_share(targets: list[IntegrationView]) -> bool:
