@@ -72,6 +72,9 @@ def _local_semaphore(tenant_id: str, size: int) -> threading.BoundedSemaphore:
         return semaphore
 
 
+LAPSED = (404, 410)  # Prefect's answers for a lease that expired or was repossessed
+
+
 class TenantSlots:
     """Xero's per-tenant limits for the calls of one poster (one task: one call at a time).
 
@@ -81,9 +84,11 @@ class TenantSlots:
 
     - one of the tenant's concurrency slots, taken at the first call and held, with a lease,
       until the poster is done: the poster never has two calls in flight, so one slot per
-      poster is "at most 5 calls at once" at a third of the API calls. The lease frees the slot
-      if this process dies; it is taken afresh when older than half its life, so a long
-      poster never outlives it;
+      poster is "at most 5 calls at once" at a third of the API calls. The lease is short
+      (``LEASE_SECONDS``) so that a killed worker's slots come back within about a minute
+      (Prefect's repossessor runs every 15 s); before a call, a lease older than
+      ``RENEW_AFTER_SECONDS`` is renewed (or taken afresh if it already lapsed), so every call
+      starts with more than an HTTP timeout of lease left;
     - a rate token spent right before every call (the token bucket's guarantee needs the call
       to follow its token at once).
 
@@ -92,7 +97,8 @@ class TenantSlots:
     tenant's concurrency.
     """
 
-    LEASE_SECONDS = 300.0
+    LEASE_SECONDS = 60.0
+    RENEW_AFTER_SECONDS = 20.0
 
     def __init__(
         self,
@@ -139,8 +145,8 @@ class TenantSlots:
             with _local_semaphore(self.tenant_id, self._concurrency):
                 yield
             return
-        if self._lease is not None and self._clock() - self._lease[1] > self.LEASE_SECONDS / 2:
-            self._release()
+        if self._lease is not None and self._clock() - self._lease[1] > self.RENEW_AFTER_SECONDS:
+            self._renew(client)
         if self._lease is None:
             body = self._increment(
                 lambda: client.increment_concurrency_slots_with_lease(
@@ -155,10 +161,25 @@ class TenantSlots:
         )
         yield
 
+    def _renew(self, client: SyncPrefectClient) -> None:
+        assert self._lease is not None
+        try:
+            client.renew_concurrency_lease(self._lease[0], self.LEASE_SECONDS)
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code not in LAPSED:
+                raise
+            self._lease = None  # lapsed and repossessed: take a slot afresh
+            return
+        self._lease = (self._lease[0], self._clock())
+
     def _release(self) -> None:
         if self._lease is not None and self._client is not None:
             lease, self._lease = self._lease[0], None
-            self._client.release_concurrency_slots_with_lease(lease)
+            try:
+                self._client.release_concurrency_slots_with_lease(lease)
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code not in LAPSED:  # a lapsed lease is already free
+                    raise
 
     def _increment(self, request: Callable[[], httpx.Response]) -> Any:
         while True:
