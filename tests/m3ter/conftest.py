@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 
@@ -31,6 +32,16 @@ class Running:
     @property
     def sandbox(self) -> M3terSandbox:
         return self.app.state.sandbox  # type: ignore[no-any-return]
+
+
+def sandbox_token(http: httpx.Client) -> str:
+    """An access token from the sandbox on ``http``'s base URL (client credentials)."""
+    answer = http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
+    )
+    return str(answer.json()["access_token"])
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from m3ter.types import (
 from sandbox.m3ter import generator as gen
 from sandbox.m3ter.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID
 from tasks.m3ter.models import LINE_ITEM_TYPES, Account, Bill, ExternalMapping
-from tests.m3ter.conftest import Running
+from tests.m3ter.conftest import Running, sandbox_token
 
 
 @pytest.fixture
@@ -47,11 +47,7 @@ def _dec(value: float | None) -> Decimal | None:
 def _raw(m3ter_server: Running, path: str, **params: object) -> dict:
     """The same answer as plain JSON, fetched with a token of our own."""
     with httpx.Client(base_url=m3ter_server.url) as http:
-        token = http.post(
-            "/oauth/token",
-            data={"grant_type": "client_credentials"},
-            auth=(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
-        ).json()["access_token"]
+        token = sandbox_token(http)
         r = http.get(
             f"/organizations/{DEFAULT_ORG_ID}/{path}",
             params=params,

@@ -19,7 +19,7 @@ from sandbox.m3ter.state import (
     DEFAULT_ORG_ID,
     M3terSandbox,
 )
-from tests.m3ter.conftest import Running
+from tests.m3ter.conftest import Running, sandbox_token
 
 SEARCH_PATH = f"/organizations/{DEFAULT_ORG_ID}/bills/search"
 
@@ -30,11 +30,7 @@ Search = Callable[..., httpx.Response]
 def search(m3ter_server: Running) -> Iterator[Search]:
     """``search(**params)``: one authenticated Search Bills call, the raw answer."""
     with httpx.Client(base_url=m3ter_server.url) as http:
-        token = http.post(
-            "/oauth/token",
-            data={"grant_type": "client_credentials"},
-            auth=(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
-        ).json()["access_token"]
+        token = sandbox_token(http)
 
         def call(**params: Any) -> httpx.Response:
             return http.get(
