@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     sync_documents_per_task: int = Field(default=500, ge=1)
     # Re-read window behind the watermark (see store/watermarks.py).
     sync_modified_overlap_seconds: float = Field(default=300, ge=0)
+    # One run at a time posts an integration's bills (store/sync_leases.py): the lease lapses
+    # this long after its run stops renewing it; a second run waits this long at most.
+    sync_lease_seconds: float = Field(default=60, gt=0)
+    sync_lease_wait_seconds: float = Field(default=1800, ge=0)
     sync_max_attempts: int = Field(default=6, ge=1)
     sync_retry_base_seconds: float = Field(default=0.5, ge=0)
     sync_retry_max_seconds: float = Field(default=60, ge=0)

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import itertools
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ from tasks.sync.feed import (
     read_bills,
     read_bills_by_id,
 )
+from tasks.sync.lease import IntegrationBusy, IntegrationLease
 from tasks.sync.limits import TenantSlots, ensure_tenant_limits
 from tasks.sync.plan import ACCOUNT_EXCLUDED, Send, plan_page
 from tasks.sync.post import DailyLimitReached, PostReport, TenantPoster, fate_for
@@ -394,11 +396,40 @@ def sync_integration(
     """Sync one integration's bills (or only ``bill_ids``) to its Xero tenant.
 
     ``feed`` names the run's shared bill reader (``sync_bills`` passes it); without one, or
-    when it reads less than this integration needs, the integration reads on its own.
+    when it reads less than this integration needs, the integration reads on its own. One run
+    at a time posts an integration's bills: another waits for the first to finish (a dry run
+    posts nothing and does not wait).
     """
     logger = get_run_logger()
     settings = get_settings()
     shared = joined(feed)
+    if dry_run:
+        return _sync(settings, integration_id, since, dry_run, bill_ids, shared)
+    holder = _run_id() or uuid.uuid4().hex
+    lease = IntegrationLease(settings, integration_id, integration_name, holder, log=logger)
+    try:
+        if lease.taken() is not None and shared is not None:
+            shared.leave(integration_id)  # waiting must not hold back the run's other readers
+            shared = None
+        with lease:
+            return _sync(settings, integration_id, since, dry_run, bill_ids, shared)
+    except IntegrationBusy as exc:
+        logger.error("%s", exc)
+        report = IntegrationReport(integration_name, integration_id, failed=1, error=str(exc))
+        report.failures.append(("-", "BUSY", str(exc)))
+        return {"row": report.row(), "failures": report.failures, "failed": 1}
+
+
+def _sync(
+    settings: Settings,
+    integration_id: str,
+    since: dt.date | None,
+    dry_run: bool,
+    bill_ids: list[str] | None,
+    shared: BillFeed | None,
+) -> dict[str, Any]:
+    """The body of ``sync_integration``: read, plan page by page, post, record, report."""
+    logger = get_run_logger()
     try:
         integration = integration_store(settings).get(integration_id)
         report = IntegrationReport(integration.name, integration.id)

@@ -115,3 +115,19 @@ sync_watermarks = Table(
     Column("modified_through", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+# At most one run posts an integration's bills at a time (see store/sync_leases.py): the row
+# names the holder (a flow run) and when its lease lapses unless renewed.
+sync_leases = Table(
+    "sync_leases",
+    metadata,
+    Column(
+        "integration_id",
+        String(36),
+        ForeignKey("integrations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("holder", String(64), nullable=False),
+    Column("acquired_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)

@@ -3,6 +3,7 @@ read only what changed (plus what failed), unless the integration itself changed
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -136,3 +137,34 @@ def test_one_run_lists_bills_once_for_all_its_integrations(
     assert rows["North half"]["other accounts' bills"] == len(m3ter_sandbox.bills) - len(
         complete(north["id"])
     )
+
+
+def test_two_runs_of_one_integration_at_once_write_each_document_once(
+    sync_env, connect, xero_server, m3ter_sandbox, clean_settings, in_background
+):
+    """The second run waits for the first (the integration's sync lease), then finds its
+    bills done: without it both would post them, and Xero would hold each document twice
+    written (a create refused as a duplicate number becomes an update)."""
+    main = connect("Contended")
+    clean_settings.setenv("BILLSYNC_SYNC_BATCH_SIZE", "5")
+    get_settings.cache_clear()
+    slow = {"slow_rate": 1.0, "slow_seconds": 0.3, "seed": 11}
+    assert httpx.post(f"{xero_server.url}/_sandbox/faults", json=slow).status_code == 200
+    try:
+        first = in_background(sync_bills)
+        deadline = time.monotonic() + 60
+        while not xero_docs(xero_server, main["tenant_id"]):  # the first run is posting
+            assert time.monotonic() < deadline, "the first run never posted"
+            time.sleep(0.05)
+        second = in_background(sync_bills)
+        states = [first.join(120), second.join(120)]
+    finally:
+        httpx.delete(f"{xero_server.url}/_sandbox/faults")
+    assert all(s.is_completed() for s in states), [s.message for s in states]
+    (posted,), (waited,) = (s.result()["integrations"] for s in states)
+    bills = {r.id for r in m3ter_sandbox.bills}
+    assert posted["sent"] == len(bills) and posted["updated"] == 0
+    assert waited["sent"] == 0 and waited["updated"] == 0
+    docs = xero_docs(xero_server, main["tenant_id"])
+    assert set(docs) == bills == complete(main["id"])
+    assert {n: d["Version"] for n, d in docs.items() if d["Version"] != 1} == {}
