@@ -234,39 +234,44 @@ def main() -> int:
             procs.fresh_database(PREFECT_DB)
             prefect_api = procs.prefect_server(started, PREFECT_DB)
             m3ter = procs.m3ter_sandbox(started)
-            only = os.environ.get("BENCH_ONLY")  # "ceiling" or "overhead": one part only
-            if only != "overhead":
+            only = os.environ.get("BENCH_ONLY")  # "ceiling", "overhead" or "memory": one part
+            if only in (None, "", "ceiling"):
                 print("ceiling ...", flush=True)
                 results["ceiling"] = ceiling(started, m3ter, prefect_api, tmp)
             if only == "ceiling":
                 print(json.dumps(results["ceiling"], indent=1))
                 return 0
-            print("overhead and rerun (10,000 bills) ...", flush=True)
-            ten = _unlimited(started, m3ter, prefect_api, tmp, 10_000, rerun=True, floor=True)
-            first, second = ten["sync"]["runs"]
-            workload = (
-                "10,000 bills (2,000 accounts × 5) over 4 integrations, 2 per org, 500 "
-                "accounts each (one shared read of m3ter's bills per run); Xero sandbox limits "
-                "off; "
-                "our Prefect limits on (concurrency 5, rate sized out of the way)"
-            )
-            results["overhead"] = {
-                "workload": workload,
-                "sync_seconds": first["wall_seconds"],
-                "floor_seconds": ten["floor"]["wall_seconds"],
-                "floor": ten["floor"],
-                "sync_xero_calls": first["xero_calls"],
-                "sync_cpu_seconds": first.get("cpu_seconds"),
-                "ratio": round(first["wall_seconds"] / ten["floor"]["wall_seconds"], 3),
-                "integrations": first["integrations"],
-            }
-            results["rerun"] = {
-                "workload": "the same 10,000 bills synced again, no new bill versions",
-                "xero_calls": second["xero_calls"],
-                "first_seconds": first["wall_seconds"],
-                "rerun_seconds": second["wall_seconds"],
-                "ratio": round(second["wall_seconds"] / first["wall_seconds"], 3),
-            }
+            if only == "memory":
+                print("memory (10,000 bills) ...", flush=True)
+                ten = _unlimited(started, m3ter, prefect_api, tmp, 10_000, rerun=False, floor=False)
+                first = ten["sync"]["runs"][0]
+            else:
+                print("overhead and rerun (10,000 bills) ...", flush=True)
+                ten = _unlimited(started, m3ter, prefect_api, tmp, 10_000, rerun=True, floor=True)
+                first, second = ten["sync"]["runs"]
+                workload = (
+                    "10,000 bills (2,000 accounts × 5) over 4 integrations, 2 per org, 500 "
+                    "accounts each (one shared read of m3ter's bills per run); Xero sandbox limits "
+                    "off; "
+                    "our Prefect limits on (concurrency 5, rate sized out of the way)"
+                )
+                results["overhead"] = {
+                    "workload": workload,
+                    "sync_seconds": first["wall_seconds"],
+                    "floor_seconds": ten["floor"]["wall_seconds"],
+                    "floor": ten["floor"],
+                    "sync_xero_calls": first["xero_calls"],
+                    "sync_cpu_seconds": first.get("cpu_seconds"),
+                    "ratio": round(first["wall_seconds"] / ten["floor"]["wall_seconds"], 3),
+                    "integrations": first["integrations"],
+                }
+                results["rerun"] = {
+                    "workload": "the same 10,000 bills synced again, no new bill versions",
+                    "xero_calls": second["xero_calls"],
+                    "first_seconds": first["wall_seconds"],
+                    "rerun_seconds": second["wall_seconds"],
+                    "ratio": round(second["wall_seconds"] / first["wall_seconds"], 3),
+                }
             if only == "overhead":
                 print(json.dumps({k: results[k] for k in ("overhead", "rerun")}, indent=1))
                 return 0
@@ -282,6 +287,9 @@ def main() -> int:
                 "growth": round(big["peak_rss_mb"] / rss_10k - 1, 3),
                 "sync_50k_seconds": big["wall_seconds"],
             }
+            if only == "memory":
+                print(json.dumps(results["memory"], indent=1))
+                return 0
         finally:
             results["bench_seconds"] = round(time.perf_counter() - began, 1)
             RESULTS.write_text(json.dumps(results, indent=2))
