@@ -117,3 +117,10 @@ def processes() -> Iterator[Started]:
         yield started
     finally:
         started.stop_all()
+
+
+def cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
+    """CPU time (user + system) the process has used so far, from ``/proc/<pid>/stat``."""
+    with open(f"/proc/{proc.pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -106,6 +106,25 @@ def _child(module: str, spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _cpu(started: procs.Started) -> dict[str, float]:
+    """CPU seconds used so far by each process the bench started (what competes for cores)."""
+    names = {"sandbox.m3ter": "m3ter sandbox", "sandbox.xero": "xero sandbox", "prefect": "prefect"}
+    used: dict[str, float] = {}
+    for proc in started.procs:
+        name = next((n for key, n in names.items() if key in proc.args), str(proc.args))
+        used[name] = procs.cpu_seconds(proc)
+    return used
+
+
+def _measured(started: procs.Started, module: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run a child and add the CPU seconds each started process spent meanwhile."""
+    before = _cpu(started)
+    out = _child(module, spec)
+    after = _cpu(started)
+    out["others_cpu_seconds"] = {n: round(after[n] - before.get(n, 0.0), 2) for n in after}
+    return out
+
+
 def _xero_state(xero: str) -> dict[str, Any]:
     return httpx.get(f"{xero}/_sandbox/state?documents=false", timeout=300).json()["accounting"]
 
@@ -123,7 +142,9 @@ def ceiling(started: procs.Started, m3ter: str, prefect_api: str, tmp: str) -> d
         BILLSYNC_XERO_MINUTE_SECONDS=str(minute),
         BILLSYNC_XERO_USE_PREFECT_LIMITS="true",
     )
-    out = _child("bench.child", {"env": env, "xero_url": xero, "integrations": integrations})
+    out = _measured(
+        started, "bench.child", {"env": env, "xero_url": xero, "integrations": integrations}
+    )
     state = _xero_state(xero)
     run = out["runs"][0]
     ceiling_per_minute = CEILING_CALLS_PER_MINUTE * BATCH
@@ -150,6 +171,7 @@ def ceiling(started: procs.Started, m3ter: str, prefect_api: str, tmp: str) -> d
             f"BILLSYNC_XERO_MINUTE_SECONDS={minute}, our Prefect limits on"
         ),
         "wall_seconds": run["wall_seconds"],
+        "cpu_seconds": {"sync": run["cpu_seconds"], **out["others_cpu_seconds"]},
         "xero_calls": run["xero_calls"],
         "answered_while_limited": state["answered_while_limited"],
         "tenants": tenants,
@@ -198,7 +220,8 @@ def _unlimited(
         )
         httpx.post(f"{xero}/_sandbox/reset", timeout=60).raise_for_status()
         httpx.post(f"{xero}/_sandbox/limits", json={"enabled": False}, timeout=30)
-    out = _child(
+    out = _measured(
+        started,
         os.environ.get("BENCH_CHILD", "bench.child"),
         {"env": env, "xero_url": xero, "integrations": integrations, "rerun": rerun},
     )
@@ -261,7 +284,10 @@ def main() -> int:
                     "floor_seconds": ten["floor"]["wall_seconds"],
                     "floor": ten["floor"],
                     "sync_xero_calls": first["xero_calls"],
-                    "sync_cpu_seconds": first.get("cpu_seconds"),
+                    "cpu_seconds": {
+                        "sync": first["cpu_seconds"],
+                        **ten["sync"]["others_cpu_seconds"],
+                    },
                     "ratio": round(first["wall_seconds"] / ten["floor"]["wall_seconds"], 3),
                     "integrations": first["integrations"],
                 }
