@@ -19,6 +19,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,7 @@ from prefect.states import Completed, Failed
 from prefect.utilities.annotations import quote
 
 from config.errors import AuthError, BillSyncError, NotFound
-from config.integration import IntegrationStatus, parsed_filter
+from config.integration import IntegrationStatus
 from config.settings import Settings, get_settings
 from store.factory import credential_store, database, integration_store
 from store.integrations import IntegrationView
@@ -47,6 +48,7 @@ from tasks.m3ter.client import M3terClient
 from tasks.m3ter.models import Account, Bill, ExternalMapping
 from tasks.notifications import notify_disabled
 from tasks.sync import handoff
+from tasks.sync.accounts import AccountLookup
 from tasks.sync.feed import (
     BillFeed,
     ReadPlan,
@@ -119,23 +121,6 @@ def _run_id() -> str | None:
 
 
 # -- tasks -----------------------------------------------------------------------------------
-@task(name="load accounts", cache_policy=NO_CACHE, persist_result=False)
-def load_accounts(integration: IntegrationView) -> dict[str, Account]:
-    """The integration's allowed accounts: allowed list (empty = all), minus restricted, filter."""
-    config = integration.config
-    account_filter = parsed_filter(config)
-    restricted = set(config.restricted_account_ids)
-    ids = config.account_ids or None
-    with M3terClient.from_settings(get_settings()) as m3ter:
-        accounts = {
-            a.id: a
-            for a in m3ter.iter_accounts(ids=ids)
-            if a.id not in restricted and (account_filter is None or account_filter.matches(a))
-        }
-    get_run_logger().info("%d account(s) allowed for %s", len(accounts), integration.name)
-    return accounts
-
-
 @task(name="load external mappings", cache_policy=NO_CACHE, persist_result=False)
 def load_mappings(integration: IntegrationView) -> list[ExternalMapping]:
     if not integration.config.use_external_mapping_account_code:
@@ -254,35 +239,46 @@ def fingerprint(integration: IntegrationView) -> str:
     return digest.hexdigest()
 
 
-class Rules(Mapping[str, Account]):
-    """The integration's allowed accounts (by id, as a mapping) and its external mappings,
-    loaded (as tasks) when the first bill needs them: a sync whose bills are all unchanged
-    does not load them at all."""
+class Rules:
+    """The integration's accounts (``tasks.sync.accounts``: looked up as bills need them, in a
+    bounded cache) and its external mappings (a task, run when the first bill needs them): a
+    sync whose bills are all unchanged looks up neither."""
 
-    def __init__(self, integration: IntegrationView) -> None:
+    def __init__(self, integration: IntegrationView, accounts: AccountLookup) -> None:
         self.integration = integration
-        self._accounts: dict[str, Account] | None = None
+        self.accounts = accounts
         self._mappings: list[ExternalMapping] | None = None
         self.mapping_list = _LazyList(self.mappings)
 
-    def __getitem__(self, account_id: str) -> Account:
-        return self.accounts()[account_id]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.accounts())
-
-    def __len__(self) -> int:
-        return len(self.accounts())
-
-    def accounts(self) -> dict[str, Account]:
-        if self._accounts is None:
-            self._accounts = load_accounts(self.integration)
-        return self._accounts
+    def for_page(self, bills: Sequence[Bill]) -> Mapping[str, Account]:
+        """The allowed accounts of these bills, looked up only if planning asks for one."""
+        return _PageAccounts(self.accounts, [b.account_id for b in bills])
 
     def mappings(self) -> list[ExternalMapping]:
         if self._mappings is None:
             self._mappings = load_mappings(self.integration)
         return self._mappings
+
+
+class _PageAccounts(Mapping[str, Account]):
+    def __init__(self, lookup: AccountLookup, account_ids: list[str | None]) -> None:
+        self._lookup = lookup
+        self._ids = account_ids
+        self._found: dict[str, Account] | None = None
+
+    def _accounts(self) -> dict[str, Account]:
+        if self._found is None:
+            self._found = self._lookup.allowed(self._ids)
+        return self._found
+
+    def __getitem__(self, account_id: str) -> Account:
+        return self._accounts()[account_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._accounts())
+
+    def __len__(self) -> int:
+        return len(self._accounts())
 
 
 class _LazyList(Sequence[ExternalMapping]):
@@ -349,7 +345,7 @@ def _reading(
         retry_ids = [bill for bill, _ in ledger.bill_ids(integration.id, FAILED)]
         excluded = ledger.bill_ids(integration.id, [Outcome.SKIPPED], reason=ACCOUNT_EXCLUDED)
         if excluded:
-            allowed = rules.accounts()
+            allowed = rules.accounts.allowed(account for _, account in excluded)
             retry_ids += [bill for bill, account in excluded if account in allowed]
         expected = len(retry_ids)
     if feed is not None and feed.plan.covers(plan):
@@ -403,24 +399,26 @@ def sync_integration(
     logger = get_run_logger()
     settings = get_settings()
     shared = joined(feed)
-    if dry_run:
-        return _sync(settings, integration_id, since, dry_run, bill_ids, shared)
-    holder = _run_id() or uuid.uuid4().hex
-    lease = IntegrationLease(settings, integration_id, integration_name, holder, log=logger)
-    try:
-        if lease.taken() is not None and shared is not None:
-            shared.leave(integration_id)  # waiting must not hold back the run's other readers
-            shared = None
-        with lease:
-            return _sync(settings, integration_id, since, dry_run, bill_ids, shared)
-    except IntegrationBusy as exc:
-        logger.error("%s", exc)
-        report = IntegrationReport(integration_name, integration_id, failed=1, error=str(exc))
-        report.failures.append(("-", "BUSY", str(exc)))
-        return {"row": report.row(), "failures": report.failures, "failed": 1}
+    with ExitStack() as closing:
+        if dry_run:
+            return _sync(closing, settings, integration_id, since, dry_run, bill_ids, shared)
+        holder = _run_id() or uuid.uuid4().hex
+        lease = IntegrationLease(settings, integration_id, integration_name, holder, log=logger)
+        try:
+            if lease.taken() is not None and shared is not None:
+                shared.leave(integration_id)  # waiting must not hold back the other readers
+                shared = None
+            with lease:
+                return _sync(closing, settings, integration_id, since, dry_run, bill_ids, shared)
+        except IntegrationBusy as exc:
+            logger.error("%s", exc)
+            report = IntegrationReport(integration_name, integration_id, failed=1, error=str(exc))
+            report.failures.append(("-", "BUSY", str(exc)))
+            return {"row": report.row(), "failures": report.failures, "failed": 1}
 
 
 def _sync(
+    closing: ExitStack,
     settings: Settings,
     integration_id: str,
     since: dt.date | None,
@@ -428,14 +426,17 @@ def _sync(
     bill_ids: list[str] | None,
     shared: BillFeed | None,
 ) -> dict[str, Any]:
-    """The body of ``sync_integration``: read, plan page by page, post, record, report."""
+    """The body of ``sync_integration``: read, plan page by page, post, record, report
+    (``closing`` closes what it opens, however it ends)."""
     logger = get_run_logger()
     try:
         integration = integration_store(settings).get(integration_id)
         report = IntegrationReport(integration.name, integration.id)
         credential = credential_store(settings).get(integration.credential_id or "")
         tenant_id = credential.tenant_id or ""
-        rules = Rules(integration)
+        rules = Rules(
+            integration, closing.enter_context(AccountLookup(settings, integration.config))
+        )
         reading = _reading(settings, integration, rules, since, bill_ids, shared)
     except BaseException:
         if shared is not None:
@@ -496,7 +497,12 @@ def _sync(
         if not bills:
             continue
         plan = plan_page(
-            integration.config, integration.id, bills, rules, rules.mapping_list, entries
+            integration.config,
+            integration.id,
+            bills,
+            rules.for_page(bills),
+            rules.mapping_list,
+            entries,
         )
         if plan.fates and not dry_run:
             ledger.record(integration.id, plan.fates, sync_run_id=_run_id())
@@ -521,6 +527,12 @@ def _sync(
     while in_flight:
         settle(in_flight.popleft())
     progress.finish()
+    if rules.accounts.requests:
+        logger.info(
+            "looked up %d account(s) in %d request(s)",
+            rules.accounts.looked_up,
+            rules.accounts.requests,
+        )
     through = reading.modified_through()
     if through is not None and since is None and not dry_run:
         Watermarks(database(settings)).advance(integration.id, fingerprint(integration), through)
