@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     # Prefect task runs, not thousands; small enough that posting starts after a few pages.
     sync_documents_per_task: int = Field(default=500, ge=1)
     # Accounts a sync keeps at once (tasks/sync/accounts.py): memory flat whatever the org's size.
-    sync_account_cache: int = Field(default=2000, ge=1)
+    sync_account_cache: int = Field(default=500, ge=1)
     # Re-read window behind the watermark (see store/watermarks.py).
     sync_modified_overlap_seconds: float = Field(default=300, ge=0)
     # One run at a time posts an integration's bills (store/sync_leases.py): the lease lapses
