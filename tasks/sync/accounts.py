@@ -6,7 +6,7 @@ accounts hold 30 MB more than the sync of 10,000 bills. Instead each page's new 
 asked for by id in one request, checked against the integration's rules (allowed list,
 restricted list, filter), and the answer, allowed or not, is kept in a least-recently-used
 cache of ``sync_account_cache`` accounts. Bills of one account tend to sit together, so a
-page mostly needs accounts it has just seen or one request for the next few.
+page mostly needs accounts it has just seen, or a request for the next few.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from types import TracebackType
 
 from config.integration import IntegrationConfig, parsed_filter
 from config.settings import Settings
-from tasks.m3ter.client import M3terClient
+from tasks.m3ter.client import IDS_PER_REQUEST, M3terClient
 from tasks.m3ter.models import Account
 
 
@@ -33,7 +33,7 @@ class AccountLookup:
         self._cache: OrderedDict[str, Account | None] = OrderedDict()
         self._client: M3terClient | None = None
         self.looked_up = 0  # accounts asked of m3ter
-        self.requests = 0  # lookups that needed m3ter (one request per 50 ids)
+        self.requests = 0  # m3ter requests made for them
 
     def __enter__(self) -> AccountLookup:
         return self
@@ -58,7 +58,7 @@ class AccountLookup:
 
     def allowed(self, account_ids: Iterable[str | None]) -> dict[str, Account]:
         """The allowed accounts among ``account_ids``, by id (unknown or excluded ids are
-        absent): cached answers first, one m3ter lookup for the rest."""
+        absent): cached answers first, then m3ter for the rest."""
         wanted = dict.fromkeys(a for a in account_ids if a)
         answers: dict[str, Account | None] = {}
         missing = []
@@ -70,7 +70,7 @@ class AccountLookup:
                 missing.append(account_id)
         if missing:
             found = {a.id: a for a in self._m3ter().iter_accounts(ids=missing, page_size=200)}
-            self.requests += 1
+            self.requests += -(-len(missing) // IDS_PER_REQUEST)
             self.looked_up += len(missing)
             for account_id in missing:
                 account = found.get(account_id)
