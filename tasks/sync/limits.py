@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -72,6 +73,23 @@ def _local_semaphore(tenant_id: str, size: int) -> threading.BoundedSemaphore:
         return semaphore
 
 
+@dataclass
+class _Pacer:
+    """One rate-token asker per tenant per process (the others wait on ``lock``, not at
+    Prefect), and when the next token can be there (``next_at``, set after a refusal)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    next_at: float = 0.0
+
+
+_pacers: dict[str, _Pacer] = {}
+
+
+def _pacer(tenant_id: str) -> _Pacer:
+    with _local_lock:
+        return _pacers.setdefault(tenant_id, _Pacer())
+
+
 LAPSED = (404, 410)  # Prefect's answers for a lease that expired or was repossessed
 
 
@@ -90,11 +108,17 @@ class TenantSlots:
       ``RENEW_AFTER_SECONDS`` is renewed (or taken afresh if it already lapsed), so every call
       starts with more than an HTTP timeout of lease left;
     - a rate token spent right before every call (the token bucket's guarantee needs the call
-      to follow its token at once).
+      to follow its token at once). One thread per tenant and process asks for it at a time.
+      Once the bucket has refused, the next token is asked for a refill time after the last
+      grant (Prefect's bucket drops the part of a token that refilled before a grant, so
+      asking early costs a refusal and asking late loses time), and a refusal is retried a
+      tenth of that later, not after Prefect's Retry-After: that header grows with every
+      refusal the limit has seen and is jittered, so posters slept while tokens refilled
+      unused and a tenant reached 80 % of the rate it was allowed (the bench's ceiling).
 
-    A 423 answer is waited out for its Retry-After, as Prefect's own helpers do. With Prefect
-    limits off, a process-wide semaphore per tenant still keeps this process within the
-    tenant's concurrency.
+    A refused concurrency slot is waited out for its Retry-After, as Prefect's own helpers do.
+    With Prefect limits off, a process-wide semaphore per tenant still keeps this process
+    within the tenant's concurrency.
     """
 
     LEASE_SECONDS = 60.0
@@ -113,6 +137,11 @@ class TenantSlots:
         self._sleep = sleep
         self._clock = clock
         self._concurrency = settings.xero_tenant_concurrency
+        # Prefect's bucket drops the fraction of a token that refilled before each grant, so a
+        # token is asked for when a whole one is back: a refill time (and a little) after the
+        # last grant, once a refusal showed the bucket empty; refused, again a tenth later.
+        self._token_interval = 1.0 / rate_shape(settings)[1] + 0.005
+        self._refusals = 0
         self._client: SyncPrefectClient | None = None
         self._lease: tuple[UUID, float] | None = None  # (lease id, taken at)
         self._entered = False
@@ -154,11 +183,22 @@ class TenantSlots:
                 )
             )
             self._lease = (UUID(body["lease_id"]), self._clock())
-        self._increment(
-            lambda: client.increment_concurrency_slots(
-                [rate_name(self.tenant_id)], 1, "rate_limit"
+        pacer = _pacer(self.tenant_id)
+        with pacer.lock:
+            wait = min(pacer.next_at - self._clock(), self._token_interval)
+            if wait > 0:
+                self._sleep(wait)
+            refusals = self._refusals
+            self._increment(
+                lambda: client.increment_concurrency_slots(
+                    [rate_name(self.tenant_id)], 1, "rate_limit"
+                ),
+                retry_after=self._token_interval / 10,
             )
-        )
+            # Refused, or paced and granted: the bucket is running dry, keep the pace. Granted
+            # without waiting: it had tokens to spare (a burst), ask freely next time.
+            paced = self._refusals > refusals or wait > 0
+            pacer.next_at = self._clock() + self._token_interval if paced else 0.0
         yield
 
     def _renew(self, client: SyncPrefectClient) -> None:
@@ -181,14 +221,19 @@ class TenantSlots:
                 if exc.response.status_code not in LAPSED:  # a lapsed lease is already free
                     raise
 
-    def _increment(self, request: Callable[[], httpx.Response]) -> Any:
+    def _increment(
+        self, request: Callable[[], httpx.Response], *, retry_after: float | None = None
+    ) -> Any:
+        """Ask until granted; a 423 waits ``retry_after`` if given, else its Retry-After."""
         while True:
             try:
                 body = request().json()
             except httpx.HTTPStatusError as exc:
                 if exc.response.status_code != 423:
                     raise
-                self._sleep(float(exc.response.headers.get("Retry-After", "0.1")))
+                self._refusals += 1
+                wait = float(exc.response.headers.get("Retry-After", "0.1"))
+                self._sleep(wait if retry_after is None else min(wait, retry_after))
                 continue
             limits = body.get("limits", []) if isinstance(body, dict) else body
             if not limits:  # strict: a missing limit must not mean "unlimited"

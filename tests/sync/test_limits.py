@@ -3,12 +3,13 @@ slot for all its calls, renewed before it can lapse, taken afresh if it did, fre
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from prefect.client.orchestration import get_client
 
 from config.settings import Settings
-from tasks.sync.limits import TenantSlots, concurrency_name, ensure_tenant_limits
+from tasks.sync.limits import TenantSlots, concurrency_name, ensure_tenant_limits, rate_shape
 
 
 class Clock:
@@ -58,3 +59,29 @@ def test_a_lapsed_lease_is_replaced_before_the_next_call(prefect_server):
             assert active_slots(tenant) == 1  # the call holds a slot again
         assert slots._lease is not None and slots._lease[0] != lapsed
     assert active_slots(tenant) == 0
+
+
+def test_rate_tokens_are_asked_for_when_one_is_due_not_after_prefects_retry_after(
+    prefect_server,
+):
+    """Once the bucket is empty, a token is asked for a refill time after the last grant (and
+    retried a tenth of that later), never after Prefect's Retry-After, which grows with every
+    refusal and left tokens unused: the tenant reached 80 % of its allowed rate."""
+    settings = Settings(xero_minute_seconds=3)  # 55 tokens a 3-s minute: one per 55 ms
+    tenant = f"tenant-{uuid.uuid4()}"
+    ensure_tenant_limits(settings, tenant)
+    interval = 1 / rate_shape(settings)[1] + 0.005
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        time.sleep(seconds)
+
+    with TenantSlots(settings, tenant, sleep=sleep) as slots:
+        for _ in range(25):  # the burst of 5, then 20 at the bucket's pace
+            with slots.call():
+                pass
+    assert slots._refusals > 0, "the bucket never ran dry: the test did not test pacing"
+    assert sleeps and max(sleeps) <= interval
+    # Paced, most tokens come at the first ask: far fewer refusals than tokens.
+    assert slots._refusals < 20
