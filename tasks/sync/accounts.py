@@ -15,10 +15,11 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from types import TracebackType
 
-from config.integration import IntegrationConfig, parsed_filter
+from config.integration import IntegrationConfig
 from config.settings import Settings
 from tasks.m3ter.client import IDS_PER_REQUEST, M3terClient
 from tasks.m3ter.models import Account
+from tasks.mapping.selection import account_allowed
 
 
 class AccountLookup:
@@ -27,9 +28,7 @@ class AccountLookup:
     def __init__(self, settings: Settings, config: IntegrationConfig) -> None:
         self.settings = settings
         self.size = settings.sync_account_cache
-        self._listed = frozenset(config.account_ids) or None
-        self._restricted = frozenset(config.restricted_account_ids)
-        self._filter = parsed_filter(config)
+        self.config = config
         self._cache: OrderedDict[str, Account | None] = OrderedDict()
         self._client: M3terClient | None = None
         self.looked_up = 0  # accounts asked of m3ter
@@ -47,14 +46,6 @@ class AccountLookup:
         if self._client is not None:
             self._client.close()
             self._client = None
-
-    def permits(self, account: Account) -> bool:
-        """The integration's rules: allowed list (empty = all), minus restricted, then filter."""
-        if self._listed is not None and account.id not in self._listed:
-            return False
-        if account.id in self._restricted:
-            return False
-        return self._filter is None or self._filter.matches(account)
 
     def allowed(self, account_ids: Iterable[str | None]) -> dict[str, Account]:
         """The allowed accounts among ``account_ids``, by id (unknown or excluded ids are
@@ -74,7 +65,8 @@ class AccountLookup:
             self.looked_up += len(missing)
             for account_id in missing:
                 account = found.get(account_id)
-                answer = account if account is not None and self.permits(account) else None
+                allowed = account is not None and account_allowed(self.config, account)
+                answer = account if allowed else None
                 answers[account_id] = answer
                 self._remember(account_id, answer)
         return {a: acc for a, acc in answers.items() if acc is not None}
