@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     sync_retry_max_seconds: float = Field(default=60, ge=0)
     auto_disable_after_failed_runs: int = Field(default=3, ge=1)
     xero_tenant_concurrency: int = Field(default=5, ge=1)
-    xero_tenant_calls_per_minute: int = Field(default=60, ge=1)
+    xero_tenant_calls_per_minute: int = Field(default=60, ge=2)
     xero_minute_seconds: float = Field(default=60, gt=0)
     xero_use_prefect_limits: bool = True
 

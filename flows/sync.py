@@ -61,6 +61,7 @@ from tasks.sync.lease import IntegrationBusy, IntegrationLease
 from tasks.sync.limits import TenantSlots, ensure_tenant_limits
 from tasks.sync.plan import ACCOUNT_EXCLUDED, Send, plan_page
 from tasks.sync.post import DailyLimitReached, PostReport, TenantPoster, fate_for
+from tasks.sync.runtime import tune_process
 from tasks.xero.credentials import token_provider
 from tasks.xero.invoices import XeroAccountingClient
 
@@ -655,6 +656,7 @@ def sync_bills(
         since: only bills dated on or after this day.
         dry_run: show what would be sent; post nothing and record nothing.
     """
+    tune_process()
     settings = get_settings()
     targets = _targets(integrations)
     idle = _nothing_new(settings, targets)
@@ -741,6 +743,7 @@ def rerun_failed_syncs(
         bills: m3ter bill ids; empty means every failed bill.
         since: only failures recorded at or after this time.
     """
+    tune_process()
     settings = get_settings()
     targets = _targets([integration] if integration else None)
     entries = Ledger(database(settings)).entries(

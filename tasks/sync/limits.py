@@ -4,10 +4,11 @@ Two limits per tenant, created (or corrected) when a sync starts:
 
 - ``xero-tenant-<id>``: at most ``xero_tenant_concurrency`` (5) calls in flight.
 - ``xero-tenant-rate-<id>``: a token bucket (Prefect's slot decay) that can never exceed
-  ``xero_tenant_calls_per_minute`` (60) in any sliding minute: a burst of ``B`` = the concurrency
-  and a refill of ``(60 - B)`` per minute, since burst + refill × window ≤ 60 is what a sliding
-  window demands. The cost is a steady rate of 55 rather than 60 a minute; Retry-After covers
-  whatever slips through (another app, clock skew).
+  ``xero_tenant_calls_per_minute`` (60) in any sliding minute: one token, refilled 59 times a
+  minute, since burst + refill × window ≤ 60 is what a sliding window demands. A burst of 5
+  (refilled 55 times) would let five calls start at once after a pause, but caps a long sync at
+  55 calls a minute; one token lets it reach 59. Retry-After covers whatever slips through
+  (another app, clock skew).
 """
 
 from __future__ import annotations
@@ -37,11 +38,13 @@ def rate_name(tenant_id: str) -> str:
     return f"xero-tenant-rate-{tenant_id}"
 
 
+RATE_BURST = 1  # tokens the bucket holds: one, so the refill can be all but the whole minute
+
+
 def rate_shape(settings: Settings) -> tuple[int, float]:
     """(burst slots, slots regained per second) of the per-tenant rate limit."""
     per_minute = settings.xero_tenant_calls_per_minute
-    burst = max(1, min(settings.xero_tenant_concurrency, per_minute // 2))
-    return burst, (per_minute - burst) / settings.xero_minute_seconds
+    return RATE_BURST, (per_minute - RATE_BURST) / settings.xero_minute_seconds
 
 
 def ensure_tenant_limits(settings: Settings, tenant_id: str) -> None:
@@ -76,7 +79,7 @@ def _local_semaphore(tenant_id: str, size: int) -> threading.BoundedSemaphore:
 @dataclass
 class _Pacer:
     """One rate-token asker per tenant per process (the others wait on ``lock``, not at
-    Prefect), and when the next token can be there (``next_at``, set after a refusal)."""
+    Prefect), and when the bucket has its next token (``next_at``)."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     next_at: float = 0.0
@@ -88,6 +91,62 @@ _pacers: dict[str, _Pacer] = {}
 def _pacer(tenant_id: str) -> _Pacer:
     with _local_lock:
         return _pacers.setdefault(tenant_id, _Pacer())
+
+
+Lease = tuple[UUID, float]  # (Prefect lease id, when it was taken or last renewed)
+
+
+class _Handoff:
+    """A tenant's concurrency leases passed from a poster that is done to one that waits, in
+    this process.
+
+    Without it a refused poster sleeps out Prefect's Retry-After (the average time a slot is
+    held: seconds, for a poster's slot) while the slot another poster just freed sits unused;
+    two integrations on one tenant spent seconds so at the end of each sync.
+    """
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._waiting = 0
+        self._free: list[Lease] = []
+
+    def take(self) -> Lease | None:
+        with self._ready:
+            return self._free.pop() if self._free else None
+
+    def wait(self, seconds: float) -> None:
+        """Wait up to ``seconds``, less if a lease is handed over meanwhile."""
+        with self._ready:
+            self._waiting += 1
+            try:
+                self._ready.wait_for(lambda: bool(self._free), timeout=seconds)
+            finally:
+                self._waiting -= 1
+
+    def offer(self, lease: Lease) -> bool:
+        """Hand ``lease`` to a waiting poster; False when none waits (release it to Prefect).
+
+        A lease handed over is taken at the top of a waiter's next ask, so none is left behind.
+        """
+        with self._ready:
+            if self._waiting <= len(self._free):
+                return False
+            self._free.append(lease)
+            self._ready.notify()
+            return True
+
+
+_handoffs: dict[str, _Handoff] = {}
+
+
+def _handoff(tenant_id: str) -> _Handoff:
+    with _local_lock:
+        return _handoffs.setdefault(tenant_id, _Handoff())
+
+
+@dataclass(frozen=True)
+class _Refused:
+    retry_after: float
 
 
 LAPSED = (404, 410)  # Prefect's answers for a lease that expired or was repossessed
@@ -108,21 +167,25 @@ class TenantSlots:
       ``RENEW_AFTER_SECONDS`` is renewed (or taken afresh if it already lapsed), so every call
       starts with more than an HTTP timeout of lease left;
     - a rate token spent right before every call (the token bucket's guarantee needs the call
-      to follow its token at once). One thread per tenant and process asks for it at a time.
-      Once the bucket has refused, the next token is asked for a refill time after the last
-      grant (Prefect's bucket drops the part of a token that refilled before a grant, so
-      asking early costs a refusal and asking late loses time), and a refusal is retried a
-      tenth of that later, not after Prefect's Retry-After: that header grows with every
-      refusal the limit has seen and is jittered, so posters slept while tokens refilled
-      unused and a tenant reached 80 % of the rate it was allowed (the bench's ceiling).
+      to follow its token at once). One thread per tenant and process asks for it at a time,
+      a refill time after the last grant's ask was sent. Prefect's bucket drops the part of a
+      token that refilled before a grant, so each millisecond asked late is lost for good,
+      while a refusal costs nothing at the bucket (Prefect rolls it back): a refused ask is
+      retried ``FIRST_RETRY_SECONDS`` later (the token was a few milliseconds short), then
+      every tenth of a refill time (another process took it). Prefect's Retry-After is not
+      used here: it is a jittered refill time, so posters slept while tokens refilled unused
+      and a tenant reached 80 % of the rate it was allowed (the bench's ceiling).
 
-    A refused concurrency slot is waited out for its Retry-After, as Prefect's own helpers do.
+    A refused concurrency slot is waited for up to its Retry-After, as Prefect's own helpers do,
+    or until a poster of this process that is done hands its slot over (``_Handoff``).
     With Prefect limits off, a process-wide semaphore per tenant still keeps this process
     within the tenant's concurrency.
     """
 
     LEASE_SECONDS = 60.0
     RENEW_AFTER_SECONDS = 20.0
+    TOKEN_MARGIN_SECONDS = 0.002  # asked this much after a token is due: clock and queue noise
+    FIRST_RETRY_SECONDS = 0.005
 
     def __init__(
         self,
@@ -137,13 +200,10 @@ class TenantSlots:
         self._sleep = sleep
         self._clock = clock
         self._concurrency = settings.xero_tenant_concurrency
-        # Prefect's bucket drops the fraction of a token that refilled before each grant, so a
-        # token is asked for when a whole one is back: a refill time (and a little) after the
-        # last grant, once a refusal showed the bucket empty; refused, again a tenth later.
-        self._token_interval = 1.0 / rate_shape(settings)[1] + 0.005
+        self._token_interval = 1.0 / rate_shape(settings)[1] + self.TOKEN_MARGIN_SECONDS
         self._refusals = 0
         self._client: SyncPrefectClient | None = None
-        self._lease: tuple[UUID, float] | None = None  # (lease id, taken at)
+        self._lease: Lease | None = None
         self._entered = False
 
     def __enter__(self) -> TenantSlots:
@@ -177,28 +237,13 @@ class TenantSlots:
         if self._lease is not None and self._clock() - self._lease[1] > self.RENEW_AFTER_SECONDS:
             self._renew(client)
         if self._lease is None:
-            body = self._increment(
-                lambda: client.increment_concurrency_slots_with_lease(
-                    [concurrency_name(self.tenant_id)], 1, "concurrency", self.LEASE_SECONDS
-                )
-            )
-            self._lease = (UUID(body["lease_id"]), self._clock())
+            self._lease = self._take_slot(client)
         pacer = _pacer(self.tenant_id)
         with pacer.lock:
             wait = min(pacer.next_at - self._clock(), self._token_interval)
             if wait > 0:
                 self._sleep(wait)
-            refusals = self._refusals
-            self._increment(
-                lambda: client.increment_concurrency_slots(
-                    [rate_name(self.tenant_id)], 1, "rate_limit"
-                ),
-                retry_after=self._token_interval / 10,
-            )
-            # Refused, or paced and granted: the bucket is running dry, keep the pace. Granted
-            # without waiting: it had tokens to spare (a burst), ask freely next time.
-            paced = self._refusals > refusals or wait > 0
-            pacer.next_at = self._clock() + self._token_interval if paced else 0.0
+            pacer.next_at = self._take_token(client) + self._token_interval
         yield
 
     def _renew(self, client: SyncPrefectClient) -> None:
@@ -213,32 +258,64 @@ class TenantSlots:
         self._lease = (self._lease[0], self._clock())
 
     def _release(self) -> None:
-        if self._lease is not None and self._client is not None:
-            lease, self._lease = self._lease[0], None
-            try:
-                self._client.release_concurrency_slots_with_lease(lease)
-            except httpx.HTTPStatusError as exc:
-                if exc.response.status_code not in LAPSED:  # a lapsed lease is already free
-                    raise
+        if self._lease is None or self._client is None:
+            return
+        lease, self._lease = self._lease, None
+        if _handoff(self.tenant_id).offer(lease):
+            return
+        try:
+            self._client.release_concurrency_slots_with_lease(lease[0])
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code not in LAPSED:  # a lapsed lease is already free
+                raise
 
-    def _increment(
-        self, request: Callable[[], httpx.Response], *, retry_after: float | None = None
-    ) -> Any:
-        """Ask until granted; a 423 waits ``retry_after`` if given, else its Retry-After."""
+    def _take_slot(self, client: SyncPrefectClient) -> Lease:
+        """One of the tenant's concurrency slots: handed over, or granted by Prefect."""
+        handoff = _handoff(self.tenant_id)
         while True:
-            try:
-                body = request().json()
-            except httpx.HTTPStatusError as exc:
-                if exc.response.status_code != 423:
-                    raise
-                self._refusals += 1
-                wait = float(exc.response.headers.get("Retry-After", "0.1"))
-                self._sleep(wait if retry_after is None else min(wait, retry_after))
-                continue
-            limits = body.get("limits", []) if isinstance(body, dict) else body
-            if not limits:  # strict: a missing limit must not mean "unlimited"
-                raise PermanentError(
-                    f"Prefect has no concurrency limits for tenant {self.tenant_id}; "
-                    "ensure_tenant_limits must run first"
+            handed = handoff.take()
+            if handed is not None:
+                return handed
+            answer = self._ask(
+                lambda: client.increment_concurrency_slots_with_lease(
+                    [concurrency_name(self.tenant_id)], 1, "concurrency", self.LEASE_SECONDS
                 )
-            return body
+            )
+            if not isinstance(answer, _Refused):
+                return UUID(answer[0]["lease_id"]), self._clock()
+            handoff.wait(answer.retry_after)
+
+    def _take_token(self, client: SyncPrefectClient) -> float:
+        """Spend a rate token; returns the clock when the granted ask was sent. A refusal is
+        asked again ``FIRST_RETRY_SECONDS`` later, then every tenth of a refill time."""
+        refusals = 0
+        while True:
+            answer = self._ask(
+                lambda: client.increment_concurrency_slots(
+                    [rate_name(self.tenant_id)], 1, "rate_limit"
+                )
+            )
+            if not isinstance(answer, _Refused):
+                return answer[1]
+            refusals += 1
+            first = refusals == 1
+            retry = self.FIRST_RETRY_SECONDS if first else self._token_interval / 10
+            self._sleep(min(answer.retry_after, retry))
+
+    def _ask(self, request: Callable[[], httpx.Response]) -> tuple[Any, float] | _Refused:
+        """One ask: (Prefect's answer, the clock when it was sent), or its refusal (423)."""
+        sent_at = self._clock()
+        try:
+            body = request().json()
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 423:
+                raise
+            self._refusals += 1
+            return _Refused(float(exc.response.headers.get("Retry-After", "0.1")))
+        limits = body.get("limits", []) if isinstance(body, dict) else body
+        if not limits:  # strict: a missing limit must not mean "unlimited"
+            raise PermanentError(
+                f"Prefect has no concurrency limits for tenant {self.tenant_id}; "
+                "ensure_tenant_limits must run first"
+            )
+        return body, sent_at
