@@ -32,7 +32,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
-from prefect.futures import PrefectFuture
+from prefect.futures import PrefectFuture, PrefectWrappedFuture
 from prefect.settings import get_current_settings
 from prefect.states import Completed, Failed
 from prefect.utilities.annotations import quote
@@ -165,6 +165,14 @@ def post_sends(integration: IntegrationView, tenant_id: str, documents: str) -> 
             log=get_run_logger(),
         )
         return poster.post(sends)
+
+
+def _finished(future: PrefectFuture[Any]) -> bool:
+    """Whether a posting task is over, asked of its thread's future: ``future.state`` opens a
+    Prefect client and reads the task run from the API, once per planned task."""
+    if isinstance(future, PrefectWrappedFuture):
+        return bool(future.wrapped_future.done())
+    return future.state.is_final()
 
 
 def _defer(
@@ -475,7 +483,7 @@ def _sync(
 
     def post(sends: list[Send]) -> None:
         nonlocal posts
-        while in_flight and (len(in_flight) >= window or in_flight[0].state.is_final()):
+        while in_flight and (len(in_flight) >= window or _finished(in_flight[0])):
             settle(in_flight.popleft())
         if stop is not None:
             report.add_post(_defer(integration, tenant_id, sends, *stop))

@@ -27,6 +27,7 @@ from config.settings import Settings
 from tasks.http import ssl_context
 from tasks.m3ter.models import Account, Bill, ExternalMapping
 from tasks.oauth_client import OAuth2Client, OAuthError
+from tasks.read_ahead import read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,8 @@ class M3terClient:
         self.server_time: datetime | None = None
         """m3ter's clock (the Date header) at its latest answer: the same clock as its
         ``dtLastModified`` stamps, so a watermark taken from it needs no clock-skew guess."""
+        self.first_server_time: datetime | None = None
+        """... at its first answer (with pages read ahead, the latest may be a later page's)."""
         self.token_fetches = 0
         """How many tokens this client fetched (one per token lifetime, not per request)."""
         self._http = OAuth2Client(
@@ -225,6 +228,8 @@ class M3terClient:
             self.server_time = parsedate_to_datetime(raw)
         except (TypeError, ValueError):
             return
+        if self.first_server_time is None:
+            self.first_server_time = self.server_time
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -256,8 +261,13 @@ class M3terClient:
         bill_date_end: date | None = None,
         account_id: str | None = None,
         page_size: int = 100,
+        *,
+        read_ahead_pages: int = 0,
     ) -> Iterator[list[Bill]]:
-        """Bills page by page (never all at once). ``bill_date_end`` is exclusive, as m3ter's."""
+        """Bills page by page (never all at once). ``bill_date_end`` is exclusive, as m3ter's.
+
+        ``read_ahead_pages`` > 0 fetches that many pages ahead on a helper thread while the
+        caller validates and uses this one (the client is then busy until iteration ends)."""
         params = {
             "status": status,
             "billDateStart": bill_date_start.isoformat() if bill_date_start else None,
@@ -266,7 +276,10 @@ class M3terClient:
             "pageSize": _page_size(page_size),
             "includeBillTotal": "true",
         }
-        for page in self._pages("bills", params, "list bills"):
+        pages = self._pages("bills", params, "list bills")
+        if read_ahead_pages > 0:
+            pages = read_ahead(pages, depth=read_ahead_pages, name="m3ter bills read-ahead")
+        for page in pages:
             yield [Bill.model_validate(b) for b in page]
 
     def iter_bills(

@@ -73,12 +73,14 @@ def read_bills(
     tracker = tracker or ReadTracker()
     with M3terClient.from_settings(settings) as m3ter:
         if plan.modified_since is None:
+            # The next page is fetched while this one is validated and handed out, so the
+            # read began at the first answer's time, not at the latest answer's.
             for page in m3ter.iter_bill_pages(
-                bill_date_start=plan.bill_date_start, page_size=size
+                bill_date_start=plan.bill_date_start, page_size=size, read_ahead_pages=1
             ):
-                tracker.begin(m3ter.server_time)
+                tracker.begin(m3ter.first_server_time)
                 yield page
-            tracker.begin(m3ter.server_time)
+            tracker.begin(m3ter.first_server_time)
             return
         since = dt.datetime.fromtimestamp(plan.modified_since, dt.UTC)
         start = plan.bill_date_start

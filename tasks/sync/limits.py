@@ -24,6 +24,7 @@ from uuid import UUID
 import httpx
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.exceptions import ObjectAlreadyExists
+from prefect.settings import get_current_settings
 
 from config.errors import PermanentError
 from config.settings import Settings
@@ -144,6 +145,22 @@ def _handoff(tenant_id: str) -> _Handoff:
         return _handoffs.setdefault(tenant_id, _Handoff())
 
 
+_clients: dict[str, SyncPrefectClient] = {}
+
+
+def _prefect_client() -> SyncPrefectClient:
+    """This process's Prefect client for the tenants' limits, one per API (kept open: a client
+    per posting task fetched a CSRF token and opened a connection every time)."""
+    api = str(get_current_settings().api.url)
+    with _local_lock:
+        client = _clients.get(api)
+        if client is None:
+            client = get_client(httpx_settings={"verify": prefect_ssl_context()}, sync_client=True)
+            client.__enter__()
+            _clients[api] = client
+        return client
+
+
 @dataclass(frozen=True)
 class _Refused:
     retry_after: float
@@ -209,10 +226,7 @@ class TenantSlots:
     def __enter__(self) -> TenantSlots:
         self._entered = True
         if self.enabled:
-            self._client = get_client(
-                httpx_settings={"verify": prefect_ssl_context()}, sync_client=True
-            )
-            self._client.__enter__()
+            self._client = _prefect_client()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -221,7 +235,6 @@ class TenantSlots:
             try:
                 self._release()
             finally:
-                self._client.__exit__(None, None, None)
                 self._client = None
 
     @contextmanager

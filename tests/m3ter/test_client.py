@@ -45,6 +45,46 @@ def test_pages_are_fetched_lazily(client: M3terClient, m3ter_server: Running) ->
     assert len(set(ids)) == 60 == len(m3ter_server.sandbox.bills)
 
 
+def test_pages_read_ahead_are_the_same_pages_one_fetched_early(
+    client: M3terClient, m3ter_server: Running
+) -> None:
+    plain = [[b.id for b in page] for page in client.iter_bill_pages(page_size=7)]
+    before = _calls(m3ter_server)
+    pages = client.iter_bill_pages(page_size=7, read_ahead_pages=1)
+    first = next(pages)
+    deadline = time.monotonic() + 5
+    while _calls(m3ter_server) < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _calls(m3ter_server) == before + 2  # the second page, fetched while we hold the first
+    assert [[b.id for b in page] for page in (first, *pages)] == plain
+    assert _calls(m3ter_server) == before + 9  # every page once, no more
+    assert client.first_server_time is not None
+    assert client.server_time is not None and client.first_server_time <= client.server_time
+
+
+def test_read_ahead_raises_a_failed_page_after_the_pages_before_it(
+    client: M3terClient, m3ter_server: Running
+) -> None:
+    pages = client.iter_bill_pages(page_size=7, read_ahead_pages=1)
+    first = next(pages)
+    _fault(m3ter_server, status=400, count=5)  # permanent: not retried
+    with pytest.raises(PermanentError):
+        for _ in pages:
+            pass
+    assert len(first) == 7
+
+
+def test_read_ahead_stopped_early_fetches_no_further(
+    client: M3terClient, m3ter_server: Running
+) -> None:
+    pages = client.iter_bill_pages(page_size=7, read_ahead_pages=1)
+    next(pages)
+    pages.close()  # the helper finishes the page it is fetching, then stops
+    stopped = _calls(m3ter_server)
+    time.sleep(0.3)
+    assert stopped <= 2 and _calls(m3ter_server) == stopped
+
+
 def test_bill_filters(client: M3terClient, m3ter_server: Running) -> None:
     sb = m3ter_server.sandbox
     approved = list(client.iter_bills(status="APPROVED", page_size=9))
