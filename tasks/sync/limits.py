@@ -57,12 +57,12 @@ def ensure_tenant_limits(settings: Settings, tenant_id: str) -> None:
         (concurrency_name(tenant_id), settings.xero_tenant_concurrency, None),
         (rate_name(tenant_id), burst, decay),
     )
-    with get_client(httpx_settings={"verify": prefect_ssl_context()}, sync_client=True) as client:
-        for name, limit, slot_decay in wanted:
-            try:
-                client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay)
-            except ObjectAlreadyExists:  # another run created it between read and create
-                client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay)
+    client = _prefect_client()
+    for name, limit, slot_decay in wanted:
+        try:
+            client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay)
+        except ObjectAlreadyExists:  # another run created it between read and create
+            client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay)
 
 
 _local_slots: dict[str, threading.BoundedSemaphore] = {}
@@ -311,8 +311,7 @@ class TenantSlots:
             if not isinstance(answer, _Refused):
                 return answer[1]
             refusals += 1
-            first = refusals == 1
-            retry = self.FIRST_RETRY_SECONDS if first else self._token_interval / 10
+            retry = self.FIRST_RETRY_SECONDS if refusals == 1 else self._token_interval / 10
             self._sleep(min(answer.retry_after, retry))
 
     def _ask(self, request: Callable[[], httpx.Response]) -> tuple[Any, float] | _Refused:
