@@ -5,7 +5,10 @@ and processes ask at the same moment. A caller that finds the token within the m
 claims a short refresh lease by compare-and-swap on the row's ``token_version`` (works on SQLite
 and PostgreSQL alike); the winner refreshes and stores the rotated set, the others wait for the
 version to move and read the new token. A per-process lock keeps threads of one process off the
-database while a sibling refreshes.
+database while a sibling refreshes, and a token read is kept in memory until it nears the margin:
+a sync asks for one before every call, and a database read (and decryption) per call cost more
+than the call's own JSON. A token Xero refuses early (revoked, clock skew) is dropped and read
+again (``replace_rejected``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+
+from pydantic import SecretStr
 
 from config.errors import AuthError, TransientError
 from store.credentials import CredentialStatus, CredentialStore
@@ -43,6 +48,7 @@ class XeroTokenProvider:
         self.clock = clock
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._held: dict[str, tuple[SecretStr, float]] = {}  # credential: (token, expires at)
 
     def _lock(self, credential_id: str) -> threading.Lock:
         with self._locks_guard:
@@ -55,12 +61,16 @@ class XeroTokenProvider:
     def access_token(self, credential_id: str) -> str:
         """A token valid for at least the margin; refreshes (once, cluster-wide) when needed."""
         with self._lock(credential_id):
+            held = self._held.get(credential_id)
+            if held is not None and held[1] - self.clock() > self.margin_seconds:
+                return held[0].get_secret_value()
             return self._access_token(credential_id)
 
     def replace_rejected(self, credential_id: str, rejected: str) -> str:
         """A token other than ``rejected``, which Xero refused (401) before we thought it expired
         (clock skew, a token revoked early): refresh once, unless another caller already did."""
         with self._lock(credential_id):
+            self._held.pop(credential_id, None)
             return self._access_token(credential_id, rejected=rejected)
 
     def _access_token(self, credential_id: str, rejected: str | None = None) -> str:
@@ -69,10 +79,12 @@ class XeroTokenProvider:
         while True:
             record = self.store.read_tokens(credential_id)
             if record.status is CredentialStatus.NEEDS_REAUTH or record.tokens is None:
+                self._held.pop(credential_id, None)
                 raise AuthError(f"credential {credential_id} needs to be reconnected to Xero")
             now = self.clock()
             current = record.tokens.access_token.get_secret_value()
             if record.tokens.expires_at - now > self.margin_seconds and current != rejected:
+                self._held[credential_id] = (record.tokens.access_token, record.tokens.expires_at)
                 return current
             leased = (record.lease_until or 0) > now
             if not leased:
@@ -100,4 +112,5 @@ class XeroTokenProvider:
             log.error("refresh lease of %s lapsed before the new token was stored", credential_id)
             raise TransientError(f"refresh lease of {credential_id} lapsed; try again")
         log.info("refreshed the Xero access token of credential %s", credential_id)
+        self._held[credential_id] = (tokens.access_token, tokens.expires_at)
         return tokens.access_token.get_secret_value()

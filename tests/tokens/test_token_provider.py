@@ -135,6 +135,34 @@ def test_a_fresh_token_is_served_without_refresh(env, xero):
     assert refreshes(xero) == 1
 
 
+def test_a_valid_token_is_read_once_and_served_from_memory_until_the_margin(
+    env, xero, monkeypatch
+):
+    """A sync asks for a token before every call: one database read, not one per call."""
+    granted = httpx.post(f"{xero.url}/_sandbox/grant", json={"orgs": [DEFAULT_ORGS[0]]}).json()
+    store = credential_store(get_settings())
+    pending = store.create_pending("Held")
+    expires = time.time() + 1800
+    tokens = TokenSet(
+        access_token=granted["access_token"],
+        refresh_token=granted["refresh_token"],
+        expires_at=expires,
+    )
+    store.activate(pending.credential_id, granted["tenant_ids"][0], DEFAULT_ORGS[0], tokens)
+    provider = token_provider()
+    reads: list[str] = []
+    read_tokens = provider.store.read_tokens
+    monkeypatch.setattr(
+        provider.store, "read_tokens", lambda cid: reads.append(cid) or read_tokens(cid)
+    )
+    tokens_served = {provider.access_token(pending.credential_id) for _ in range(20)}
+    assert tokens_served == {granted["access_token"]} and len(reads) == 1
+    # Near the margin it is read again (and refreshed, once, as before).
+    monkeypatch.setattr(provider, "clock", lambda: expires - provider.margin_seconds + 1)
+    assert provider.access_token(pending.credential_id) != granted["access_token"]
+    assert len(reads) == 2 and refreshes(xero) == 1
+
+
 def test_spent_refresh_token_marks_credential_needs_reauth(env, xero):
     credential_id, granted = expiring_credential(xero)
     token_provider().oauth.refresh(granted["refresh_token"])  # someone else spent it
