@@ -124,3 +124,25 @@ def cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
     with open(f"/proc/{proc.pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time of the machine's PostgreSQL so far (it serves the project's database and the
+    Prefect server's): the postmaster, the backends it has reaped, and the live ones."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                head, fields = stat.read().rsplit(")", 1)
+        except OSError:  # gone meanwhile
+            continue
+        if not head.endswith("(postgres"):
+            continue
+        values = fields.split()
+        total += int(values[11]) + int(values[12])
+        if values[1] == "1":  # the postmaster (its parent is init)
+            total += int(values[13]) + int(values[14])
+    return total / os.sysconf("SC_CLK_TCK")
+

@@ -113,6 +113,7 @@ def _cpu(started: procs.Started) -> dict[str, float]:
     for proc in started.procs:
         name = next((n for key, n in names.items() if key in proc.args), str(proc.args))
         used[name] = procs.cpu_seconds(proc)
+    used["postgres"] = procs.postgres_cpu_seconds()
     return used
 
 
@@ -205,7 +206,8 @@ def _unlimited(
     )
     result: dict[str, Any] = {}
     if floor:
-        result["floor"] = _child(
+        result["floor"] = _measured(
+            started,
             "bench.floor",
             {
                 "xero_url": xero,
