@@ -145,7 +145,9 @@ def ceiling(started: procs.Started, m3ter: str, prefect_api: str, tmp: str) -> d
         BILLSYNC_XERO_USE_PREFECT_LIMITS="true",
     )
     out = _measured(
-        started, "bench.child", {"env": env, "xero_url": xero, "integrations": integrations}
+        started,
+        os.environ.get("BENCH_CHILD", "bench.child"),
+        {"env": env, "xero_url": xero, "integrations": integrations},
     )
     state = _xero_state(xero)
     run = out["runs"][0]
