@@ -79,36 +79,11 @@ def _local_semaphore(tenant_id: str, size: int) -> threading.BoundedSemaphore:
 
 @dataclass
 class _Pacer:
-    """When this process's next rate-token ask for a tenant is due.
-
-    Asks are spaced a refill time apart, and a granted ask that went out late (refused first,
-    or its thread woke late) pushes every later ask by as much: each ask goes out a refill time
-    after the last granted one was sent, as a single asker would. Asks are not serialised: when
-    a refill time is shorter than a round trip to Prefect (a high rate limit, a loaded server),
-    the next ask goes out before the last is answered instead of a round trip later.
-    """
+    """One rate-token asker per tenant per process (the others wait on ``lock``, not at
+    Prefect), and when the bucket has its next token (``next_at``)."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    next_at: float = 0.0  # when the next ask that is not yet booked is due
-    late: float = 0.0  # seconds granted asks went out late, in all: pushes booked asks
-
-    def book(self, now: float, interval: float) -> tuple[float, float]:
-        """Book the next ask: (when it is due, ``late`` as booked)."""
-        with self.lock:
-            at = max(now, self.next_at)
-            self.next_at = at + interval
-            return at, self.late
-
-    def due(self, at: float, late_then: float) -> float:
-        """When a booked ask is due now, after the lateness of the asks granted since."""
-        with self.lock:
-            return at + self.late - late_then
-
-    def granted(self, lateness: float) -> None:
-        if lateness > 0:
-            with self.lock:
-                self.late += lateness
-                self.next_at += lateness
+    next_at: float = 0.0
 
 
 _pacers: dict[str, _Pacer] = {}
@@ -209,9 +184,8 @@ class TenantSlots:
       ``RENEW_AFTER_SECONDS`` is renewed (or taken afresh if it already lapsed), so every call
       starts with more than an HTTP timeout of lease left;
     - a rate token spent right before every call (the token bucket's guarantee needs the call
-      to follow its token at once), asked for a refill time after the last granted ask of this
-      process was sent (``_Pacer``; several asks may be on their way when a refill time is
-      shorter than a round trip). Prefect's bucket drops the part of a
+      to follow its token at once). One thread per tenant and process asks for it at a time,
+      a refill time after the last grant's ask was sent. Prefect's bucket drops the part of a
       token that refilled before a grant, so each millisecond asked late is lost for good,
       while a refusal costs nothing at the bucket (Prefect rolls it back): a refused ask is
       retried ``FIRST_RETRY_SECONDS`` later (the token was a few milliseconds short), then
@@ -277,7 +251,12 @@ class TenantSlots:
             self._renew(client)
         if self._lease is None:
             self._lease = self._take_slot(client)
-        self._take_token(client, _pacer(self.tenant_id))
+        pacer = _pacer(self.tenant_id)
+        with pacer.lock:
+            wait = min(pacer.next_at - self._clock(), self._token_interval)
+            if wait > 0:
+                self._sleep(wait)
+            pacer.next_at = self._take_token(client) + self._token_interval
         yield
 
     def _renew(self, client: SyncPrefectClient) -> None:
@@ -319,16 +298,9 @@ class TenantSlots:
                 return UUID(answer[0]["lease_id"]), self._clock()
             handoff.wait(answer.retry_after)
 
-    def _take_token(self, client: SyncPrefectClient, pacer: _Pacer) -> None:
-        """Spend a rate token, asked for when the pacer says one is due. A refusal is asked
-        again ``FIRST_RETRY_SECONDS`` later, then every tenth of a refill time."""
-        at, late_then = pacer.book(self._clock(), self._token_interval)
-        due = pacer.due(at, late_then)
-        wait = due - self._clock()
-        while wait > 0:  # then as long as asks granted meanwhile went out late
-            self._sleep(wait)
-            later = pacer.due(at, late_then)
-            wait, due = later - due, later
+    def _take_token(self, client: SyncPrefectClient) -> float:
+        """Spend a rate token; returns the clock when the granted ask was sent. A refusal is
+        asked again ``FIRST_RETRY_SECONDS`` later, then every tenth of a refill time."""
         refusals = 0
         while True:
             answer = self._ask(
@@ -337,8 +309,7 @@ class TenantSlots:
                 )
             )
             if not isinstance(answer, _Refused):
-                pacer.granted(answer[1] - due)
-                return
+                return answer[1]
             refusals += 1
             retry = self.FIRST_RETRY_SECONDS if refusals == 1 else self._token_interval / 10
             self._sleep(min(answer.retry_after, retry))
