@@ -145,4 +145,3 @@ def postgres_cpu_seconds() -> float:
         if values[1] == "1":  # the postmaster (its parent is init)
             total += int(values[13]) + int(values[14])
     return total / os.sysconf("SC_CLK_TCK")
-
