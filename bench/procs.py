@@ -119,10 +119,16 @@ def processes() -> Iterator[Started]:
         started.stop_all()
 
 
+def _stat(pid: int | str) -> tuple[str, list[str]]:
+    """(command name, the fields after it) of ``/proc/<pid>/stat``."""
+    with open(f"/proc/{pid}/stat") as stat:
+        head, fields = stat.read().rsplit(")", 1)
+    return head.split("(", 1)[1], fields.split()
+
+
 def cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
     """CPU time (user + system) the process has used so far, from ``/proc/<pid>/stat``."""
-    with open(f"/proc/{proc.pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
+    fields = _stat(proc.pid)[1]
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -134,14 +140,12 @@ def postgres_cpu_seconds() -> float:
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat") as stat:
-                head, fields = stat.read().rsplit(")", 1)
+            name, fields = _stat(entry)
         except OSError:  # gone meanwhile
             continue
-        if not head.endswith("(postgres"):
+        if name != "postgres":
             continue
-        values = fields.split()
-        total += int(values[11]) + int(values[12])
-        if values[1] == "1":  # the postmaster (its parent is init)
-            total += int(values[13]) + int(values[14])
+        total += int(fields[11]) + int(fields[12])
+        if fields[1] == "1":  # the postmaster (its parent is init)
+            total += int(fields[13]) + int(fields[14])
     return total / os.sysconf("SC_CLK_TCK")
