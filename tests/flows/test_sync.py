@@ -52,6 +52,43 @@ def test_every_bill_reaches_xero_once_and_a_rerun_sends_nothing(
     assert xero_docs(xero_server, main["tenant_id"]) == docs
 
 
+def test_a_call_costs_one_ledger_write_outcomes_ride_with_the_next_started(
+    sync_env, connect, xero_server, m3ter_sandbox, monkeypatch
+):
+    """A batch's outcomes are written with the next batch's STARTED rows: one transaction per
+    call, plus one at the end of each posting task, instead of two per call."""
+    from tasks.sync.post import TenantPoster
+
+    m3ter_sandbox.add_generated_accounts(90, bills_per_account=2)
+    main = connect("Writes")
+    writes: list[set[Outcome]] = []
+    posts: list[int] = []
+    record, post = Ledger.record, TenantPoster.post
+
+    def counted_record(self, integration_id, fates, **kwargs):
+        writes.append({f.outcome for f in fates})
+        return record(self, integration_id, fates, **kwargs)
+
+    def counted_post(self, sends):
+        posts.append(len(sends))
+        return post(self, sends)
+
+    monkeypatch.setattr(Ledger, "record", counted_record)
+    monkeypatch.setattr(TenantPoster, "post", counted_post)
+    calls_before = sum(xero_state(xero_server)["calls"].values())
+    state = sync_bills(return_state=True)
+    assert state.is_completed(), state.message
+    calls = sum(xero_state(xero_server)["calls"].values()) - calls_before
+    posting = [w for w in writes if w & {Outcome.STARTED, Outcome.COMPLETE}]
+    assert calls > len(posts) > 0
+    assert sum(1 for w in posting if Outcome.STARTED in w) == calls  # one before each call
+    assert len(posting) == calls + len(posts)  # not 2 × calls
+    ledger = ledger_of(main["id"])
+    assert not [b for b, e in ledger.items() if e.outcome is Outcome.STARTED]
+    complete = {b for b, e in ledger.items() if e.outcome is Outcome.COMPLETE}
+    assert complete == set(xero_docs(xero_server, main["tenant_id"]))
+
+
 def xero_state(xero_server) -> dict[str, Any]:
     return httpx.get(f"{xero_server.url}/_sandbox/state").json()["accounting"]
 
