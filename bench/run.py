@@ -239,6 +239,18 @@ def _unlimited(
     return result
 
 
+def _against_floor(measured: dict[str, Any]) -> dict[str, Any]:
+    """The first sync of an ``_unlimited`` measurement against its floor: both wall times, the
+    CPU seconds of the sync and of what it competed with, and their ratio."""
+    run, floor = measured["sync"]["runs"][0], measured["floor"]
+    return {
+        "sync_seconds": run["wall_seconds"],
+        "floor_seconds": floor["wall_seconds"],
+        "cpu_seconds": {"sync": run["cpu_seconds"], **measured["sync"]["others_cpu_seconds"]},
+        "ratio": round(run["wall_seconds"] / floor["wall_seconds"], 3),
+    }
+
+
 def _print(results: dict[str, Any]) -> None:
     c, o, m, r = (results[k] for k in ("ceiling", "overhead", "memory", "rerun"))
     rows = [
@@ -294,15 +306,9 @@ def main() -> int:
                 )
                 results["overhead"] = {
                     "workload": workload,
-                    "sync_seconds": first["wall_seconds"],
-                    "floor_seconds": ten["floor"]["wall_seconds"],
+                    **_against_floor(ten),
                     "floor": ten["floor"],
                     "sync_xero_calls": first["xero_calls"],
-                    "cpu_seconds": {
-                        "sync": first["cpu_seconds"],
-                        **ten["sync"]["others_cpu_seconds"],
-                    },
-                    "ratio": round(first["wall_seconds"] / ten["floor"]["wall_seconds"], 3),
                     "integrations": first["integrations"],
                 }
                 print("overhead with Prefect limits on (10,000 bills) ...", flush=True)
@@ -316,18 +322,11 @@ def main() -> int:
                     floor=True,
                     prefect_limits=True,
                 )
-                on_run = on["sync"]["runs"][0]
                 results["overhead"]["with_prefect_limits"] = {
                     "workload": "the same, with the sync's Prefect limits on: a concurrency slot "
                     "(5 per tenant) per posting task, a rate token (rate sized out of the way) "
                     "before every call",
-                    "sync_seconds": on_run["wall_seconds"],
-                    "floor_seconds": on["floor"]["wall_seconds"],
-                    "cpu_seconds": {
-                        "sync": on_run["cpu_seconds"],
-                        **on["sync"]["others_cpu_seconds"],
-                    },
-                    "ratio": round(on_run["wall_seconds"] / on["floor"]["wall_seconds"], 3),
+                    **_against_floor(on),
                 }
                 results["rerun"] = {
                     "workload": "the same 10,000 bills synced again, no new bill versions",
