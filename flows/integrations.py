@@ -15,6 +15,9 @@ from config.integration import IntegrationConfig
 from config.settings import get_settings
 from store.factory import integration_store
 from store.integrations import IntegrationStore, IntegrationView
+from tasks.prefect_engine import prompt_flow_exit
+
+prompt_flow_exit()  # a flow run returns when it is over (tasks.prefect_engine)
 
 
 def integrations() -> IntegrationStore:
