@@ -9,7 +9,9 @@ The scenarios, each a set of assertions (``ClusterError`` says which failed and 
 3. Xero's per-tenant limits held across workers (≤ 5 at once, ≤ 60 per scaled minute, the
    sandbox's audit clean), through Prefect global concurrency limits the sync created;
 4. the Xero clock moved past the access token's life, two syncs of one credential at once on
-   both workers: exactly one refresh reached Xero.
+   both workers: exactly one refresh reached Xero;
+5. the flow runs killed in 2 marked Crashed by the zombie automation
+   (``deployments.automations``), none left Running.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ LOAD_RUNS = 6
 SHARED, NORTH, SOUTH = "A shared", "B north", "C south"  # created in this order: list order
 ACCESS_TOKEN_SECONDS = 1800
 RUN_TIMEOUT = 240.0
+HEARTBEAT_SECONDS = 30  # the workers' PREFECT_FLOWS_HEARTBEAT_FREQUENCY (Prefect's least)
+ZOMBIE_WITHIN_SECONDS = 75.0  # two and a half heartbeats
 
 
 @dataclass
@@ -65,6 +69,8 @@ class Cluster:
     integrations: dict[str, Any] = field(default_factory=dict)  # name -> sandbox.connect.Connected
     figures: dict[str, Any] = field(default_factory=dict)
     runs: int = 0
+    killed: list[Any] = field(default_factory=list)  # Runs SIGKILLed in scenario 2
+    killed_at: float = 0.0  # wall clock of the kill
 
 
 def _py(*args: str) -> list[str]:
@@ -112,6 +118,7 @@ def start(procs: Processes, dbs: Databases, work: Path, args: argparse.Namespace
         **common,
         "PREFECT_API_URL": api_url,
         "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS),
         "BILLSYNC_PROJECT_DIR": str(ROOT),
         "BILLSYNC_DATABASE_URL": f"postgresql+psycopg://{pg}/{project_db}",
         "BILLSYNC_DATA_DIR": str(work / "data"),
@@ -200,6 +207,9 @@ def deploy(cluster: Cluster) -> None:
         if wrong_pool:
             raise ClusterError(f"deployments not on {POOL}: {wrong_pool}")
     cluster.figures["deployments"] = len(found)
+    from deployments.automations import ensure_zombie_automation
+
+    ensure_zombie_automation(ZOMBIE_WITHIN_SECONDS)
 
 
 def start_worker(
@@ -374,6 +384,8 @@ def killed_worker_then_rerun(cluster: Cluster) -> None:
         worker_pid = cluster.procs.pid(run.worker)
         victims = [run.pid, *descendants(run.pid), worker_pid]
         kill_pids(victims, signal.SIGKILL)
+        cluster.killed.append(run)
+        cluster.killed_at = time.time()
         cluster.procs.forget(run.worker)
         print(f"   SIGKILLed {run.worker} (pid {worker_pid}) and flow run pid {run.pid}")
     finally:
@@ -392,6 +404,41 @@ def killed_worker_then_rerun(cluster: Cluster) -> None:
     again = launch(cluster, SYNC, "sync [north] after the kill", integrations=[NORTH])
     completed(cluster, [again])
     check_delivery(cluster, [NORTH])  # the others were not asked to sync the new bills
+
+
+def zombies_crashed(cluster: Cluster) -> None:
+    """Wait until no flow run is Running (the killed ones have no process to end them), then
+    check the killed run was marked Crashed by the automation, within its window."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    if not cluster.killed:
+        raise ClusterError("no flow run was killed before this check")
+    deadline = cluster.killed_at + ZOMBIE_WITHIN_SECONDS + 120
+    running_only = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))
+    )
+    with get_client(sync_client=True) as client:
+        while True:
+            running = client.read_flow_runs(flow_run_filter=running_only)
+            if not running:
+                break
+            if time.time() > deadline:
+                names = [f"{r.name} ({r.id})" for r in running]
+                raise ClusterError(f"flow runs still Running long after the kill: {names}")
+            time.sleep(2)
+        crashed = []
+        for run in cluster.killed:
+            flow_run = client.read_flow_run(run.flow_run_id)
+            if flow_run.state is None or flow_run.state.type is not StateType.CRASHED:
+                raise ClusterError(f"{run.label} ended {flow_run.state_name}, not Crashed")
+            crashed.append(round(flow_run.state.timestamp.timestamp() - cluster.killed_at, 1))
+    cluster.figures["killed runs Crashed after (s)"] = crashed
 
 
 def limits_held(cluster: Cluster) -> None:
@@ -555,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         _phase(cluster, "4. one refresh per expiry", one_refresh_per_expiry)
         _phase(cluster, "3b. one tenant, more posters than Xero allows", limits_under_load)
         _phase(cluster, "3. Xero limits (again, at the end)", limits_held)
+        _phase(cluster, "5. killed runs marked Crashed", zombies_crashed)
         cluster.figures["flow runs launched"] = cluster.runs
         cluster.figures["total (s)"] = round(time.monotonic() - began, 1)
         print("\ncluster check passed:")
