@@ -108,7 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         callback = run_in_thread(
             create_callback_app(), host=redirect.hostname or "127.0.0.1", port=redirect.port or 80
         )
+        from deployments.automations import default_within, ensure_zombie_automation
+
+        within = default_within()
+        ensure_zombie_automation(within)  # a run whose process died shows Crashed, not Running
         print(f"Prefect UI:        {api.removesuffix('/api')}")
+        print(f"zombie runs:       marked Crashed after {within:.0f} s without a heartbeat")
         print(f"consent callback:  {callback.url}{redirect.path}")
         if args.sandbox:
             print(f"Xero sandbox:      {settings.xero_api_url}")
