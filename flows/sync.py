@@ -62,7 +62,7 @@ from tasks.sync.lease import IntegrationBusy, IntegrationLease
 from tasks.sync.limits import TenantSlots, ensure_tenant_limits
 from tasks.sync.plan import ACCOUNT_EXCLUDED, Send, plan_page
 from tasks.sync.post import DailyLimitReached, PostReport, TenantPoster, fate_for
-from tasks.sync.runtime import tune_process
+from tasks.sync.runtime import return_free_memory, tune_process
 from tasks.xero.credentials import token_provider
 from tasks.xero.invoices import XeroAccountingClient
 
@@ -502,6 +502,7 @@ def _sync(
 
     for page in reading.pages:
         progress.advance(len(page))
+        return_free_memory()  # at most once a second (tasks.sync.runtime)
         # Bills of accounts off the integration's list are not its bills: no ledger read.
         bills = page if listed is None else [b for b in page if (b.account_id or "") in listed]
         report.outside += len(page) - len(bills)
