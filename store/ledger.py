@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from store.schema import bill_ledger as t
@@ -196,6 +196,7 @@ def _upsert(dialect: str) -> Any:
     stmt = insert(t)
     ex = stmt.excluded
     keep = _coalesce_with_existing
+    other_kind = ex.document_type.is_not(None) & (ex.document_type != t.c.document_type)
     return stmt.on_conflict_do_update(
         index_elements=[t.c.integration_id, t.c.bill_id],
         set_={
@@ -204,7 +205,9 @@ def _upsert(dialect: str) -> Any:
             "sent_version": keep(ex.sent_version, t.c.sent_version),
             "document_type": keep(ex.document_type, t.c.document_type),
             "invoice_number": keep(ex.invoice_number, t.c.invoice_number),
-            "xero_id": keep(ex.xero_id, t.c.xero_id),
+            # A document of another kind (a bill whose sign changed) is another document:
+            # its id replaces the old one's, even before Xero has given it one.
+            "xero_id": case((other_kind, ex.xero_id), else_=keep(ex.xero_id, t.c.xero_id)),
             "tenant_id": keep(ex.tenant_id, t.c.tenant_id),
             "outcome": ex.outcome,
             "reason": ex.reason,

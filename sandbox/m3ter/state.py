@@ -258,6 +258,16 @@ class M3terSandbox:
             self._touch(rec, version=rec.version)
             return self.render(rec)
 
+    def recalculate(self, bill_id: str, line_items: list[dict[str, Any]]) -> dict[str, Any]:
+        """Recalculate a bill with new lines (a correction; negative amounts make it a credit):
+        version + 1, served from now on as the bill it was with these lines."""
+        with self.lock:
+            rec = self.record(bill_id)
+            rec.given = {**self.render(rec), "lineItems": line_items}
+            rec.version += 1
+            self._touch(rec, version=rec.version)
+            return self.render(rec)
+
     def approve(self, bill_id: str) -> dict[str, Any]:
         with self.lock:
             rec = self.record(bill_id)

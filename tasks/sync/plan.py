@@ -34,6 +34,7 @@ class Send:
     xero_id: str | None = None  # set: update this document in place
     lookup_first: bool = False  # an earlier attempt ended unknown: find it by number first
     started_version: int | None = None  # the version that earlier attempt carried
+    withdraw_id: str | None = None  # the bill's document of the other kind: withdrawn first
 
     @property
     def number(self) -> str:
@@ -111,6 +112,9 @@ def plan_page(
             continue
         kind: Kind = result.kind or "invoice"
         same_kind = entry is not None and entry.document_type == kind
+        # A bill whose sign changed since its document was made (an invoice that is now a
+        # credit, or back): that document is deleted or voided before the new one is made.
+        other_kind = entry is not None and bool(entry.xero_id) and not same_kind
         plan.sends.append(
             Send(
                 bill_id=bill.id,
@@ -122,6 +126,7 @@ def plan_page(
                 xero_id=entry.xero_id if same_kind and entry else None,
                 lookup_first=bool(entry and not entry.xero_id and entry.attempts > 0),
                 started_version=entry.bill_version if entry else None,
+                withdraw_id=entry.xero_id if other_kind and entry else None,
             )
         )
     return plan

@@ -5,6 +5,8 @@ inside the tenant's Prefect limits, retried on transient errors (Retry-After hon
 attempt logged). A retry of the same batch carries the same key, so Xero replays its first
 answer. A bill whose earlier attempt ended unknown is looked up by number before it is posted
 again; a create that Xero refuses because the number exists is looked up and updated instead.
+A bill whose sign changed has its old document (the other kind) deleted or voided first, so
+that Xero never holds both an invoice and a credit note for it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from tasks.xero.invoices import InvoiceResult, XeroAccountingClient
 from tasks.xero.retries import with_retries
 
 DUPLICATE_MARKER = "must be unique"
+RATE_LIMIT = Outcome.RATE_LIMIT_RETRY
+WITHDRAWN = ("DELETED", "VOIDED")  # DRAFT and SUBMITTED documents delete; AUTHORISED ones void
 
 
 class DailyLimitReached(TransientError):
@@ -114,7 +118,7 @@ class TenantPoster:
         DailyLimitReached, after recording every bill of the call that met them."""
         report = PostReport()
         try:
-            ready = self._resolve_unknown(list(sends), report)
+            ready = self._withdraw(self._resolve_unknown(list(sends), report), report)
             for kind in ("invoice", "credit_note"):
                 for update in (False, True):
                     group = [s for s in ready if s.kind == kind and bool(s.xero_id) == update]
@@ -153,6 +157,98 @@ class TenantPoster:
             self._record(done)
         finished = {f.bill_id for f in done}
         return [resolved.get(s.bill_id, s) for s in sends if s.bill_id not in finished]
+
+    def _withdraw(self, sends: list[Send], report: PostReport) -> list[Send]:
+        """Delete or void the old documents of bills whose sign changed; those bills go on as
+        creates of their new kind. A bill whose old document Xero keeps (paid, in a locked
+        period) is not sent: its fate says why, and the ledger still points at that document."""
+        changed = [s for s in sends if s.withdraw_id]
+        if not changed:
+            return sends
+        size = self.settings.sync_batch_size
+        stopped: dict[str, Fate] = {}
+        for new_kind in ("invoice", "credit_note"):
+            group = [s for s in changed if s.kind == new_kind]
+            for start in range(0, len(group), size):
+                stopped.update(self._withdraw_batch(group[start : start + size], report))
+        if stopped:
+            for fate in stopped.values():
+                report.add(fate, update=True)
+            self._record(list(stopped.values()))
+        gone = len(changed) - len(stopped)
+        if gone:
+            self.log.info("withdrew %d document(s) of bills whose sign changed", gone)
+        return [
+            replace(s, withdraw_id=None) if s.withdraw_id else s
+            for s in sends
+            if s.bill_id not in stopped
+        ]
+
+    def _withdraw_batch(self, batch: list[Send], report: PostReport) -> dict[str, Fate]:
+        """Withdraw the old documents of ``batch`` (all of one new kind, so one old kind):
+        DELETED first, then VOIDED for those Xero refused; a document still refused is looked
+        up, as an earlier run may have withdrawn it already. Returns the bills that stop here."""
+        old_kind = "credit_note" if batch[0].kind == "invoice" else "invoice"
+        invoices = old_kind == "invoice"
+        id_field = "InvoiceID" if invoices else "CreditNoteID"
+        poster = self.client.post_invoices if invoices else self.client.post_credit_notes
+        getter = self.client.get_invoice if invoices else self.client.get_credit_note
+        left, refusals = batch, {}
+        try:
+            for status in WITHDRAWN:
+                if not left:
+                    break
+                key = idempotency_key(self.integration_id, left, f"{status.lower()}-{old_kind}")
+                documents = [{id_field: s.withdraw_id, "Status": status} for s in left]
+                results = self._call(
+                    lambda d=documents, k=key: poster(d, idempotency_key=k, update=True),
+                    f"{status.lower()} {len(left)} {old_kind}s of bills whose sign changed",
+                    report,
+                )
+                by_id = {r.invoice_id: r for r in results if r.invoice_id}
+                refused = []
+                for index, send in enumerate(left):
+                    result = by_id.get(send.withdraw_id) or (
+                        results[index] if index < len(results) else None
+                    )
+                    if result is None or not result.ok:
+                        refused.append(send)
+                        refusals[send.bill_id] = result
+                left = refused
+            stopped: dict[str, Fate] = {}
+            for send in left:
+                label = f"look up {old_kind} {send.withdraw_id}"
+                doc = self._call(lambda i=send.withdraw_id: getter(i), label, report)
+                if doc.get("Status") in WITHDRAWN:
+                    continue
+                result = refusals.get(send.bill_id)
+                why = "; ".join(result.errors) if result else "Xero's answer omitted it"
+                outcome = _refused_outcome(result) if result else Outcome.ERROR
+                stopped[send.bill_id] = self._kept(send, old_kind, outcome, why, doc.get("Status"))
+            return stopped
+        except (AuthError, DailyLimitReached) as exc:
+            outcome = Outcome.AUTH_FAILED if isinstance(exc, AuthError) else RATE_LIMIT
+            fates = [self._kept(s, old_kind, outcome, str(exc), None) for s in batch]
+            for fate in fates:
+                report.add(fate, update=True)
+            self._record(fates)
+            raise
+        except (TransientError, PermanentError) as exc:
+            outcome = RATE_LIMIT if isinstance(exc, RateLimitError) else Outcome.ERROR
+            return {s.bill_id: self._kept(s, old_kind, outcome, str(exc), None) for s in batch}
+
+    def _kept(
+        self, send: Send, old_kind: str, outcome: Outcome, why: str, status: str | None
+    ) -> Fate:
+        """The fate of a bill whose old document could not be withdrawn: recorded against that
+        document (its kind and id), so the next run tries to withdraw it again."""
+        state = f" ({status})" if status else ""
+        reason = f"its {old_kind} {send.withdraw_id}{state} could not be withdrawn: {why}"
+        return replace(
+            self._fate(send, outcome, reason=reason),
+            document_type=old_kind,
+            xero_id=send.withdraw_id,
+        )
 
     def _lookup(self, sends: Sequence[Send], report: PostReport) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 
 from config.settings import get_settings
 from flows.sync import rerun_failed_syncs, sync_bills
@@ -159,6 +160,68 @@ def test_paid_invoice_refuses_the_update(sync_env, connect, xero_server, m3ter_s
     assert entry.outcome is Outcome.INVOICE_ALREADY_PAID
     assert "valid status" in entry.reason
     assert xero_docs(xero_server, main["tenant_id"])[bill["id"]]["Status"] == "PAID"
+
+
+def tenant_docs(xero_server, tenant_id: str, collection: str) -> dict[str, dict[str, Any]]:
+    state = httpx.get(f"{xero_server.url}/_sandbox/state").json()["accounting"]
+    return state["documents"].get(tenant_id, {}).get(collection, {})
+
+
+def as_credit(bill: dict[str, Any]) -> list[dict[str, Any]]:
+    """The bill's standing charges, turned into credits (a correction that owes the customer)."""
+    lines = []
+    for li in bill["lineItems"]:
+        if li["lineItemType"] == "STANDING_CHARGE":
+            negated = {k: -li[k] for k in ("subtotal", "convertedSubtotal", "averageUnitPrice")}
+            lines.append({**li, **negated})
+    return lines
+
+
+@pytest.mark.parametrize(("status", "withdrawn"), [("DRAFT", "DELETED"), ("AUTHORISED", "VOIDED")])
+def test_a_bill_that_turns_into_a_credit_withdraws_its_invoice(
+    sync_env, connect, xero_server, m3ter_sandbox, status, withdrawn
+):
+    main = connect(f"Sign change {status}", invoice_status=status)
+    bill = first_bill(m3ter_sandbox)
+    assert sync_bills(return_state=True).is_completed()
+    invoice = tenant_docs(xero_server, main["tenant_id"], "Invoices")[bill["id"]]
+    assert invoice["Status"] == status
+
+    credit = m3ter_sandbox.recalculate(bill["id"], as_credit(bill))
+    assert sync_bills(return_state=True).is_completed()
+    invoices = tenant_docs(xero_server, main["tenant_id"], "Invoices")
+    notes = tenant_docs(xero_server, main["tenant_id"], "CreditNotes")
+    assert invoices[bill["id"]]["Status"] == withdrawn  # the invoice no longer counts
+    owed = -sum(Decimal(str(li["subtotal"])) for li in credit["lineItems"])
+    assert Decimal(notes[bill["id"]]["Total"]) == owed.quantize(Decimal("0.01"))
+    entry = ledger_of(main["id"])[bill["id"]]
+    assert (entry.outcome, entry.document_type) == (Outcome.COMPLETE, "credit_note")
+    assert entry.xero_id == notes[bill["id"]]["CreditNoteID"] != invoice["InvoiceID"]
+
+    calls = httpx.get(f"{xero_server.url}/_sandbox/state").json()["accounting"]["calls"]
+    assert sync_bills(return_state=True).is_completed()  # nothing left to do
+    again = httpx.get(f"{xero_server.url}/_sandbox/state").json()["accounting"]["calls"]
+    assert again == calls
+
+
+def test_a_paid_invoice_is_not_joined_by_a_credit_note(
+    sync_env, connect, xero_server, m3ter_sandbox
+):
+    main = connect("Sign change paid", invoice_status="AUTHORISED")
+    bill = first_bill(m3ter_sandbox)
+    assert sync_bills(return_state=True).is_completed()
+    invoice_id = tenant_docs(xero_server, main["tenant_id"], "Invoices")[bill["id"]]["InvoiceID"]
+    paid = httpx.post(f"{xero_server.url}/_sandbox/invoices/{invoice_id}/pay")
+    assert paid.status_code == 200
+
+    m3ter_sandbox.recalculate(bill["id"], as_credit(bill))
+    assert sync_bills(return_state=True).is_failed()
+    assert tenant_docs(xero_server, main["tenant_id"], "Invoices")[bill["id"]]["Status"] == "PAID"
+    assert bill["id"] not in tenant_docs(xero_server, main["tenant_id"], "CreditNotes")
+    entry = ledger_of(main["id"])[bill["id"]]
+    assert entry.outcome is Outcome.INVOICE_ALREADY_PAID
+    assert f"invoice {invoice_id} (PAID) could not be withdrawn" in entry.reason
+    assert (entry.document_type, entry.xero_id) == ("invoice", invoice_id)  # tried again next run
 
 
 def test_missing_mapping_is_recorded_not_a_crash(sync_env, connect, xero_server, m3ter_sandbox):

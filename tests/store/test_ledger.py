@@ -53,3 +53,19 @@ def test_started_then_complete_keeps_number_and_counts_attempts(setup):
     failed = ledger.entries(integration_ids=[iid], outcomes=RETRYABLE)
     assert [e.bill_id for e in failed] == ["b1"]
     assert ledger.entries(bill_ids=["b2"])[0].outcome is Outcome.SKIPPED
+
+
+def test_a_document_of_the_other_kind_replaces_the_old_id_even_before_it_has_one(setup):
+    ledger, iid = setup
+    ledger.record(iid, [Fate("b1", 1, Outcome.COMPLETE, xero_id="INV-ID", document_type="invoice")])
+    # The bill became a credit: its credit note starts (no id yet); the invoice's id must not
+    # be taken for the credit note's.
+    ledger.record(iid, [Fate("b1", 2, Outcome.STARTED, document_type="credit_note", attempt=True)])
+    entry = ledger.get(iid, "b1")
+    assert (entry.document_type, entry.xero_id) == ("credit_note", None)
+    ledger.record(iid, [Fate("b1", 2, Outcome.ERROR, document_type="credit_note")])
+    assert ledger.get(iid, "b1").xero_id is None
+    done = Fate("b1", 2, Outcome.COMPLETE, xero_id="CN-ID", document_type="credit_note")
+    ledger.record(iid, [done])
+    ledger.record(iid, [Fate("b1", 3, Outcome.STARTED, attempt=True)])  # kind not said: kept
+    assert ledger.get(iid, "b1").xero_id == "CN-ID"
