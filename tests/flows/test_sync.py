@@ -11,8 +11,10 @@ import pytest
 
 from config.settings import get_settings
 from flows.sync import rerun_failed_syncs, sync_bills
-from store.factory import database
+from store.factory import database, integration_store
 from store.ledger import Ledger, Outcome
+from tasks.xero.credentials import token_provider
+from tasks.xero.invoices import XeroAccountingClient
 
 
 def xero_docs(xero_server, tenant_id: str) -> dict[str, dict[str, Any]]:
@@ -202,6 +204,32 @@ def test_a_bill_that_turns_into_a_credit_withdraws_its_invoice(
     assert sync_bills(return_state=True).is_completed()  # nothing left to do
     again = httpx.get(f"{xero_server.url}/_sandbox/state").json()["accounting"]["calls"]
     assert again == calls
+
+
+def test_an_invoice_withdrawn_by_a_run_that_died_is_not_a_failure(
+    sync_env, connect, xero_server, m3ter_sandbox
+):
+    main = connect("Sign change twice")
+    bill = first_bill(m3ter_sandbox)
+    assert sync_bills(return_state=True).is_completed()
+    invoice_id = tenant_docs(xero_server, main["tenant_id"], "Invoices")[bill["id"]]["InvoiceID"]
+    # An earlier sync deleted the invoice and died before the ledger heard of it.
+    settings = get_settings()
+    credential_id = integration_store(settings).get(main["id"]).credential_id or ""
+    getter = token_provider(settings).getter(credential_id)
+    with XeroAccountingClient(settings.xero_api_url, main["tenant_id"], getter) as client:
+        deleted = client.post_invoices(
+            [{"InvoiceID": invoice_id, "Status": "DELETED"}], idempotency_key="died", update=True
+        )
+    assert deleted[0].ok
+
+    m3ter_sandbox.recalculate(bill["id"], as_credit(bill))
+    assert sync_bills(return_state=True).is_completed()
+    invoice = tenant_docs(xero_server, main["tenant_id"], "Invoices")[bill["id"]]
+    assert invoice["Status"] == "DELETED"
+    note = tenant_docs(xero_server, main["tenant_id"], "CreditNotes")[bill["id"]]
+    entry = ledger_of(main["id"])[bill["id"]]
+    assert (entry.outcome, entry.xero_id) == (Outcome.COMPLETE, note["CreditNoteID"])
 
 
 def test_a_paid_invoice_is_not_joined_by_a_credit_note(
