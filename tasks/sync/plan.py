@@ -18,6 +18,7 @@ from tasks.mapping import map_bill
 
 Kind = Literal["invoice", "credit_note"]
 NUMBER_FIELD = {"invoice": "InvoiceNumber", "credit_note": "CreditNoteNumber"}
+ID_FIELD = {"invoice": "InvoiceID", "credit_note": "CreditNoteID"}
 ACCOUNT_EXCLUDED = "account excluded by the integration (restricted or filtered out)"
 
 

@@ -28,12 +28,11 @@ from config.errors import (
 from config.settings import Settings
 from store.ledger import Fate, Ledger, Outcome
 from tasks.sync.limits import TenantSlots
-from tasks.sync.plan import Send, idempotency_key
+from tasks.sync.plan import ID_FIELD, Send, idempotency_key
 from tasks.xero.invoices import InvoiceResult, XeroAccountingClient
 from tasks.xero.retries import with_retries
 
 DUPLICATE_MARKER = "must be unique"
-RATE_LIMIT = Outcome.RATE_LIMIT_RETRY
 WITHDRAWN = ("DELETED", "VOIDED")  # DRAFT and SUBMITTED documents delete; AUTHORISED ones void
 
 
@@ -190,7 +189,7 @@ class TenantPoster:
         up, as an earlier run may have withdrawn it already. Returns the bills that stop here."""
         old_kind = "credit_note" if batch[0].kind == "invoice" else "invoice"
         invoices = old_kind == "invoice"
-        id_field = "InvoiceID" if invoices else "CreditNoteID"
+        id_field = ID_FIELD[old_kind]
         poster = self.client.post_invoices if invoices else self.client.post_credit_notes
         getter = self.client.get_invoice if invoices else self.client.get_credit_note
         left, refusals = batch, {}
@@ -227,14 +226,16 @@ class TenantPoster:
                 stopped[send.bill_id] = self._kept(send, old_kind, outcome, why, doc.get("Status"))
             return stopped
         except (AuthError, DailyLimitReached) as exc:
-            outcome = Outcome.AUTH_FAILED if isinstance(exc, AuthError) else RATE_LIMIT
+            outcome = (
+                Outcome.AUTH_FAILED if isinstance(exc, AuthError) else Outcome.RATE_LIMIT_RETRY
+            )
             fates = [self._kept(s, old_kind, outcome, str(exc), None) for s in batch]
             for fate in fates:
                 report.add(fate, update=True)
             self._record(fates)
             raise
         except (TransientError, PermanentError) as exc:
-            outcome = RATE_LIMIT if isinstance(exc, RateLimitError) else Outcome.ERROR
+            outcome = Outcome.RATE_LIMIT_RETRY if isinstance(exc, RateLimitError) else Outcome.ERROR
             return {s.bill_id: self._kept(s, old_kind, outcome, str(exc), None) for s in batch}
 
     def _kept(
@@ -433,12 +434,11 @@ class TenantPoster:
     def _document(send: Send) -> dict[str, Any]:
         if not send.xero_id:
             return send.document
-        id_field = "InvoiceID" if send.kind == "invoice" else "CreditNoteID"
-        return {**send.document, id_field: send.xero_id}
+        return {**send.document, ID_FIELD[send.kind]: send.xero_id}
 
     @staticmethod
     def _doc_id(send: Send, doc: dict[str, Any]) -> str | None:
-        return doc.get("InvoiceID" if send.kind == "invoice" else "CreditNoteID")
+        return doc.get(ID_FIELD[send.kind])
 
 
 def fate_for(send: Send, tenant_id: str, outcome: Outcome, **extra: Any) -> Fate:
