@@ -171,9 +171,7 @@ class TenantPoster:
             for start in range(0, len(group), size):
                 stopped.update(self._withdraw_batch(group[start : start + size], report))
         if stopped:
-            for fate in stopped.values():
-                report.add(fate, update=True)
-            self._record(list(stopped.values()))
+            self._report_and_record(list(stopped.values()), report, update=True)
         gone = len(changed) - len(stopped)
         if gone:
             self.log.info("withdrew %d document(s) of bills whose sign changed", gone)
@@ -230,9 +228,7 @@ class TenantPoster:
                 Outcome.AUTH_FAILED if isinstance(exc, AuthError) else Outcome.RATE_LIMIT_RETRY
             )
             fates = [self._kept(s, old_kind, outcome, str(exc), None) for s in batch]
-            for fate in fates:
-                report.add(fate, update=True)
-            self._record(fates)
+            self._report_and_record(fates, report, update=True)
             raise
         except (TransientError, PermanentError) as exc:
             outcome = Outcome.RATE_LIMIT_RETRY if isinstance(exc, RateLimitError) else Outcome.ERROR
@@ -417,10 +413,13 @@ class TenantPoster:
         update: bool,
     ) -> None:
         fates = [self._fate(s, outcome, reason=reason) for s in sends]
+        self._report_and_record(fates, report, update)
+        self.log.error("%d bill(s) %s: %s", len(fates), outcome.value, reason)
+
+    def _report_and_record(self, fates: list[Fate], report: PostReport, update: bool) -> None:
         for fate in fates:
             report.add(fate, update=update)
         self._record(fates)
-        self.log.error("%d bill(s) %s: %s", len(fates), outcome.value, reason)
 
     def _record(self, fates: list[Fate]) -> None:
         """Write ``fates`` and the outcomes not yet written, in one transaction."""

@@ -165,8 +165,8 @@ def test_paid_invoice_refuses_the_update(sync_env, connect, xero_server, m3ter_s
 
 
 def tenant_docs(xero_server, tenant_id: str, collection: str) -> dict[str, dict[str, Any]]:
-    state = httpx.get(f"{xero_server.url}/_sandbox/state").json()["accounting"]
-    return state["documents"].get(tenant_id, {}).get(collection, {})
+    """One collection ("Invoices", "CreditNotes") of a tenant: a bill may be in both."""
+    return xero_state(xero_server)["documents"].get(tenant_id, {}).get(collection, {})
 
 
 def as_credit(bill: dict[str, Any]) -> list[dict[str, Any]]:
@@ -200,10 +200,9 @@ def test_a_bill_that_turns_into_a_credit_withdraws_its_invoice(
     assert (entry.outcome, entry.document_type) == (Outcome.COMPLETE, "credit_note")
     assert entry.xero_id == notes[bill["id"]]["CreditNoteID"] != invoice["InvoiceID"]
 
-    calls = httpx.get(f"{xero_server.url}/_sandbox/state").json()["accounting"]["calls"]
+    calls = xero_state(xero_server)["calls"]
     assert sync_bills(return_state=True).is_completed()  # nothing left to do
-    again = httpx.get(f"{xero_server.url}/_sandbox/state").json()["accounting"]["calls"]
-    assert again == calls
+    assert xero_state(xero_server)["calls"] == calls
 
 
 def test_an_invoice_withdrawn_by_a_run_that_died_is_not_a_failure(
