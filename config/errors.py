@@ -65,3 +65,17 @@ class InvalidInput(BillSyncError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
+
+
+class RunFailed(BillSyncError):
+    """An expected end of a flow run: it failed for the reason its state message gives.
+
+    Return ``Failed(message=..., data=RunFailed(message))`` rather than raise: the run page then
+    shows that one line, and ``tasks.prefect_engine.quiet_expected_failures`` keeps Prefect's
+    engine from logging a traceback for it. ``details`` carries what a caller (a parent flow)
+    needs to read back, e.g. a subflow's report.
+    """
+
+    def __init__(self, message: str, details: object | None = None) -> None:
+        super().__init__(message)
+        self.details = details

@@ -21,11 +21,12 @@ from pydantic import create_model
 from config.errors import AuthError, InvalidInput, NotFound, PermanentError
 from config.settings import get_settings
 from store.credentials import CredentialView, TokenSet
-from tasks.prefect_engine import prompt_flow_exit
+from tasks.prefect_engine import prompt_flow_exit, quiet_expected_failures
 from tasks.xero.credentials import credentials, xero_oauth
 from tasks.xero.oauth import auth_event_id
 
 prompt_flow_exit()  # a flow run returns when it is over (tasks.prefect_engine)
+quiet_expected_failures()  # an expected Failed end logs no traceback
 
 EntityType = Literal["Bill"]
 Destination = Literal["Xero"]

@@ -15,9 +15,10 @@ from config.integration import IntegrationConfig
 from config.settings import get_settings
 from store.factory import integration_store
 from store.integrations import IntegrationStore, IntegrationView
-from tasks.prefect_engine import prompt_flow_exit
+from tasks.prefect_engine import prompt_flow_exit, quiet_expected_failures
 
 prompt_flow_exit()  # a flow run returns when it is over (tasks.prefect_engine)
+quiet_expected_failures()  # an expected Failed end logs no traceback
 
 
 def integrations() -> IntegrationStore:

@@ -47,7 +47,7 @@ from store.watermarks import Watermarks
 from tasks.m3ter.client import M3terClient
 from tasks.m3ter.models import Account, Bill, ExternalMapping
 from tasks.notifications import notify_disabled
-from tasks.prefect_engine import prompt_flow_exit
+from tasks.prefect_engine import prompt_flow_exit, quiet_expected_failures
 from tasks.sync import handoff
 from tasks.sync.accounts import AccountLookup
 from tasks.sync.feed import (
@@ -67,6 +67,7 @@ from tasks.xero.credentials import token_provider
 from tasks.xero.invoices import XeroAccountingClient
 
 prompt_flow_exit()  # a flow run returns when it is over (tasks.prefect_engine)
+quiet_expected_failures()  # an expected Failed end logs no traceback
 
 
 @dataclass

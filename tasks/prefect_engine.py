@@ -1,5 +1,9 @@
 """Prefect engine behaviour for the processes that run our flows, set at import of a flow module.
 
+``quiet_expected_failures``: a flow run that ends Failed on purpose (``config.errors.RunFailed``)
+has its reason as the state message; Prefect's engine would add "Engine execution exited with
+unexpected exception" and a traceback to the run's logs, which reads as a crash. It is dropped.
+
 Prefect's sync flow engine ends every flow run by joining its heartbeat thread, which sleeps in
 whole seconds: each flow run returned up to a second after it was over (a lone flow took 1.07 s
 instead of 0.08 s). A sync is a flow and a subflow per integration, so every sync waited about
@@ -12,9 +16,12 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import warnings
 from collections.abc import Callable
 from typing import Any
+
+from config.errors import RunFailed
 
 
 def prompt_flow_exit() -> None:
@@ -44,3 +51,22 @@ def prompt_flow_exit() -> None:
 
     unjoined.prompt_exit = True  # type: ignore[attr-defined]
     flow_engine._send_heartbeats = unjoined  # noqa: SLF001
+
+
+class _ExpectedFailureFilter(logging.Filter):
+    """Drops the engine's traceback record for a run that ended Failed on purpose."""
+
+    marker = "quiet_expected_failures"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, RunFailed)
+
+
+def quiet_expected_failures() -> None:
+    """No traceback in a run's logs for an expected failure (idempotent)."""
+    for name in ("prefect.flow_runs", "prefect.engine"):
+        logger = logging.getLogger(name)
+        marker = _ExpectedFailureFilter.marker
+        if not any(getattr(f, "marker", None) == marker for f in logger.filters):
+            logger.addFilter(_ExpectedFailureFilter())
