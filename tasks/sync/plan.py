@@ -1,7 +1,9 @@
 """Decide, for one page of bills, what goes to Xero and what is recorded as skipped (pure).
 
 The ledger snapshot makes a nothing-changed rerun free: a bill already COMPLETE at its version,
-or skipped at its version for the same reason, produces no work and no write.
+or skipped at its version for the same reason, produces no work and no write. A bill that
+failed (``store.ledger.FAILED``: a missing account mapping, say) is never free: it is planned
+again and, failing again, is a failure of this run too, with what a person needs to fix it.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from config.integration import IntegrationConfig
-from store.ledger import Fate, LedgerEntry, Outcome
+from store.ledger import FAILED, Fate, LedgerEntry, Outcome
 from tasks.m3ter.models import Account, Bill, ExternalMapping
 from tasks.mapping import map_bill
+from tasks.mapping.lines import document_total
+from tasks.mapping.selection import line_kept
+from tasks.sync.failures import BillFailure
 
 Kind = Literal["invoice", "credit_note"]
 NUMBER_FIELD = {"invoice": "InvoiceNumber", "credit_note": "CreditNoteNumber"}
@@ -36,16 +41,35 @@ class Send:
     lookup_first: bool = False  # an earlier attempt ended unknown: find it by number first
     started_version: int | None = None  # the version that earlier attempt carried
     withdraw_id: str | None = None  # the bill's document of the other kind: withdrawn first
+    bill_date: str | None = None  # for the failures report
 
     @property
     def number(self) -> str:
         return str(self.document[NUMBER_FIELD[self.kind]])
 
+    def failure(self, outcome: Outcome, reason: str = "") -> BillFailure:
+        """This bill, not sent for ``reason``: as the failures report names it."""
+        currency = self.document.get("CurrencyCode")
+        amount = None
+        if self.total is not None:
+            amount = -self.total if self.kind == "credit_note" else self.total
+        return BillFailure(
+            bill_id=self.bill_id,
+            outcome=outcome.value,
+            reason=reason,
+            account_id=self.account_id,
+            bill_date=self.bill_date,
+            amount=amount,
+            currency=currency,
+            document=self.kind,
+        )
+
 
 @dataclass
 class PagePlan:
     sends: list[Send] = field(default_factory=list)
-    fates: list[Fate] = field(default_factory=list)
+    fates: list[Fate] = field(default_factory=list)  # to record: skips and failures
+    failures: list[BillFailure] = field(default_factory=list)  # the fates that are failures
     unchanged: int = 0
 
 
@@ -54,8 +78,10 @@ def _version(bill: Bill) -> int:
 
 
 def _same_skip(entry: LedgerEntry | None, version: int, outcome: Outcome, reason: str) -> bool:
+    """Already recorded so at this version: nothing to do or write. Never so for a failure."""
     return (
-        entry is not None
+        outcome not in FAILED
+        and entry is not None
         and entry.bill_version == version
         and entry.outcome is outcome
         and (entry.reason or "") == reason
@@ -104,12 +130,12 @@ def plan_page(
             outcome = Outcome(result.outcome.value)
             if _same_skip(entry, version, outcome, result.reason):
                 plan.unchanged += 1
-            else:
-                plan.fates.append(
-                    Fate(
-                        bill.id, version, outcome, account_id=bill.account_id, reason=result.reason
-                    )
-                )
+                continue
+            plan.fates.append(
+                Fate(bill.id, version, outcome, account_id=bill.account_id, reason=result.reason)
+            )
+            if outcome in FAILED:
+                plan.failures.append(_failure(config, bill, account, outcome, result.reason))
             continue
         kind: Kind = result.kind or "invoice"
         same_kind = entry is not None and entry.document_type == kind
@@ -128,9 +154,37 @@ def plan_page(
                 lookup_first=bool(entry and not entry.xero_id and entry.attempts > 0),
                 started_version=entry.bill_version if entry else None,
                 withdraw_id=entry.xero_id if other_kind and entry else None,
+                bill_date=_date(bill),
             )
         )
     return plan
+
+
+def _date(bill: Bill) -> str | None:
+    return bill.bill_date.isoformat() if bill.bill_date else None
+
+
+def _failure(
+    config: IntegrationConfig, bill: Bill, account: Account, outcome: Outcome, reason: str
+) -> BillFailure:
+    """A bill that failed before it had a document: its amount as the document would have."""
+    currency = bill.currency or account.currency
+    lines = [li for li in bill.line_items or () if line_kept(config, li)]
+    try:
+        amount = document_total(lines, currency)
+    except ArithmeticError:  # an amount too large to round: the report says so without it
+        amount = None
+    return BillFailure(
+        bill_id=bill.id,
+        outcome=outcome.value,
+        reason=reason,
+        account_id=account.id,
+        account_name=account.name,
+        account_code=account.code,
+        bill_date=_date(bill),
+        amount=amount,
+        currency=currency.upper() if currency else None,
+    )
 
 
 def idempotency_key(integration_id: str, sends: Sequence[Send], operation: str) -> str:

@@ -1,0 +1,195 @@
+"""Bills that did not reach Xero, as a person needs them: which bill (account, date, amount),
+why (the outcome and Xero's words), and what to do about it.
+
+A run's state message counts them by cause ("15 bills not sent: 12 missing account mapping,
+3 Xero validation error"); the failures report lists them with the fix. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from store.ledger import Outcome
+
+#: Reasons ``TenantPoster`` gives an ERROR that Xero did not decide (no answer, 5xx, timeouts).
+UNANSWERED = ("outcome unknown after", "Xero's answer omitted", "cannot be found")
+
+CAUSES = {
+    Outcome.MISSING_ACCOUNT_MAPPING.value: "missing account mapping",
+    Outcome.AUTH_FAILED.value: "Xero refused the credential",
+    Outcome.RATE_LIMIT_RETRY.value: "deferred by Xero's rate limit",
+    Outcome.INVOICE_ALREADY_PAID.value: "already paid in Xero",
+    Outcome.ACCOUNTING_PERIOD_CLOSED.value: "accounting period closed in Xero",
+    Outcome.STARTED.value: "outcome unknown",
+}
+
+
+@dataclass(frozen=True)
+class BillFailure:
+    """One bill that did not reach Xero, with what a person needs to find and fix it."""
+
+    bill_id: str
+    outcome: str
+    reason: str = ""
+    account_id: str | None = None
+    account_name: str | None = None
+    account_code: str | None = None
+    bill_date: str | None = None
+    amount: Decimal | None = None  # the bill's total (negative for a credit)
+    currency: str | None = None
+    document: str | None = None  # "invoice" or "credit_note", when one was made
+
+    @property
+    def cause(self) -> str:
+        return cause_of(self.outcome, self.reason)
+
+    @property
+    def account(self) -> str:
+        """The account as a person knows it: ``Name (CODE)``, else its id."""
+        if self.account_name and self.account_code:
+            return f"{self.account_name} ({self.account_code})"
+        return self.account_name or self.account_code or self.account_id or "an unknown account"
+
+    def named(self, accounts: dict[str, Any]) -> BillFailure:
+        """This failure with its account's name and code from ``accounts`` (by id), if there."""
+        found = accounts.get(self.account_id or "")
+        if found is None or (self.account_name and self.account_code):
+            return self
+        return replace(self, account_name=found.name, account_code=found.code)
+
+
+def cause_of(outcome: str, reason: str = "") -> str:
+    """The short cause a run's message counts: one phrase per thing a person would do."""
+    if outcome == Outcome.ERROR.value:
+        if any(marker in reason for marker in UNANSWERED):
+            return "Xero unavailable"
+        return "Xero validation error"
+    return CAUSES.get(outcome, outcome.lower().replace("_", " "))
+
+
+def count_causes(failures: Iterable[BillFailure]) -> Counter[str]:
+    return Counter(f.cause for f in failures)
+
+
+def not_sent(causes: Counter[str]) -> str:
+    """``"15 bills not sent: 12 missing account mapping, 3 Xero validation error"``."""
+    total = sum(causes.values())
+    parts = ", ".join(f"{n} {cause}" for cause, n in sorted(causes.items(), key=_biggest))
+    return f"{total} bill{'' if total == 1 else 's'} not sent: {parts}"
+
+
+def _biggest(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
+
+
+def fix_for(failure: BillFailure, integration: str, organisation: str) -> str:
+    """What a person can do so that the bill reaches Xero (or why nobody needs to)."""
+    rerun = "then run rerun_failed_syncs"
+    outcome, reason = failure.outcome, failure.reason
+    if outcome == Outcome.MISSING_ACCOUNT_MAPPING.value:
+        linked = " linked to this integration" if "linked to integration" in reason else ""
+        return (
+            "add an Account → Xero Contact external mapping in m3ter for account "
+            f"{failure.account}{linked}, {rerun}"
+        )
+    if outcome == Outcome.AUTH_FAILED.value:
+        return (
+            f"reconnect the credential of {integration} (provision_xero_credential, then "
+            f"change_credential; enable_integration if it was disabled), {rerun}"
+        )
+    if outcome == Outcome.RATE_LIMIT_RETRY.value:
+        return "nothing: the next run retries it"
+    if outcome == Outcome.STARTED.value:
+        return "nothing: the next run looks it up in Xero and finishes it"
+    if outcome == Outcome.INVOICE_ALREADY_PAID.value:
+        return (
+            f"in Xero ({organisation}), the bill's document is paid or no longer editable: "
+            "remove the payment (or void it and enter the change by hand), "
+            f"{rerun}; or leave it if the paid document stands"
+        )
+    if outcome == Outcome.ACCOUNTING_PERIOD_CLOSED.value:
+        return (
+            f"in Xero ({organisation}), the bill's date is before the lock date: move the lock "
+            "date (Settings → Advanced → Financial settings) or date the change in an open "
+            f"period, {rerun}"
+        )
+    if cause_of(outcome, reason) == "Xero unavailable":
+        return "nothing: the next run looks it up in Xero and retries it"
+    return (
+        f"fix what Xero names ({_short(reason)}): in m3ter (the bill, account {failure.account}, "
+        f"the integration's options) or in Xero ({organisation}), {rerun}"
+    )
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = re.sub(r"\s+", " ", text).strip() or "no reason given"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def money(failure: BillFailure) -> str:
+    if failure.amount is None:
+        return ""
+    return f"{failure.amount} {failure.currency or ''}".strip()
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "/").replace("\n", " ")
+
+
+def report_markdown(
+    message: str,
+    listed: Iterable[tuple[str, str, BillFailure]],
+    *,
+    total: int,
+    notes: Iterable[str] = (),
+) -> str:
+    """The failures report: the run's message, what to do (once per fix), then every listed
+    bill (integration, organisation, failure) with its own fix."""
+    rows = list(listed)
+    fixes: Counter[str] = Counter()
+    for integration, organisation, failure in rows:
+        fixes[f"**{integration}**: {fix_for(failure, integration, organisation)}"] += 1
+    lines = [f"# {message}", ""]
+    notes = list(notes)
+    if notes:
+        lines += [*(f"- {_cell(n)}" for n in notes), ""]
+    if fixes:
+        lines += ["## What to do", ""]
+        lines += [
+            f"- {fix} ({n} bill{'' if n == 1 else 's'})"
+            for fix, n in sorted(fixes.items(), key=_biggest)
+        ]
+        lines.append("")
+        shown = f" (the first {len(rows)} of {total})" if total > len(rows) else ""
+        lines += [
+            f"## Bills{shown}",
+            "",
+            "| integration | organisation | account | bill date | amount | bill | outcome "
+            "| Xero's reason | what to do |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            "| "
+            + " | ".join(
+                _cell(v)
+                for v in (
+                    integration,
+                    organisation,
+                    f.account,
+                    f.bill_date or "",
+                    money(f),
+                    f"`{f.bill_id}`",
+                    f.outcome,
+                    _short(f.reason, 300),
+                    fix_for(f, integration, organisation),
+                )
+            )
+            + " |"
+            for integration, organisation, f in rows
+        ]
+    return "\n".join(lines)
