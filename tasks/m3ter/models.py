@@ -12,38 +12,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class LineItemType(StrEnum):
-    """The 19 ``lineItemType`` values of ``m3ter.types.bill_response.LineItem``."""
-
-    STANDING_CHARGE = "STANDING_CHARGE"
-    USAGE = "USAGE"
-    COUNTER_RUNNING_TOTAL_CHARGE = "COUNTER_RUNNING_TOTAL_CHARGE"
-    COUNTER_ADJUSTMENT_DEBIT = "COUNTER_ADJUSTMENT_DEBIT"
-    COUNTER_ADJUSTMENT_CREDIT = "COUNTER_ADJUSTMENT_CREDIT"
-    USAGE_CREDIT = "USAGE_CREDIT"
-    MINIMUM_SPEND = "MINIMUM_SPEND"
-    MINIMUM_SPEND_REFUND = "MINIMUM_SPEND_REFUND"
-    CREDIT_DEDUCTION = "CREDIT_DEDUCTION"
-    MANUAL_ADJUSTMENT = "MANUAL_ADJUSTMENT"
-    CREDIT_MEMO = "CREDIT_MEMO"
-    DEBIT_MEMO = "DEBIT_MEMO"
-    COMMITMENT_CONSUMED = "COMMITMENT_CONSUMED"
-    COMMITMENT_FEE = "COMMITMENT_FEE"
-    OVERAGE_SURCHARGE = "OVERAGE_SURCHARGE"
-    OVERAGE_USAGE = "OVERAGE_USAGE"
-    BALANCE_CONSUMED = "BALANCE_CONSUMED"
-    BALANCE_FEE = "BALANCE_FEE"
-    AD_HOC = "AD_HOC"
-
-
-LINE_ITEM_TYPES: tuple[str, ...] = tuple(t.value for t in LineItemType)
-"""Every ``lineItemType`` value, in the SDK's order."""
+from config.line_items import LINE_ITEM_TYPES, LineItemType
 
 BILL_STATUSES: tuple[str, ...] = ("PENDING", "APPROVED")
 BILLING_FREQUENCIES: tuple[str, ...] = ("DAILY", "WEEKLY", "MONTHLY", "ANNUALLY", "AD_HOC", "MIXED")
