@@ -10,14 +10,23 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from config.account_filter import AccountFilter, FilterSyntaxError, parse_filter
 from config.errors import InvalidInput
-from tasks.m3ter.models import LINE_ITEM_TYPES
+from config.line_items import LINE_ITEM_TYPES
 
 __all__ = [
     "INVOICE_STATUSES",
@@ -79,40 +88,110 @@ def _clean_list(values: Any) -> Any:
     return out
 
 
+def _choices(values: Any) -> WithJsonSchema:
+    """A closed set as the form shows it: a dropdown of its values, no class name as label."""
+    return WithJsonSchema({"type": "string", "enum": [str(v) for v in values]})
+
+
+# A multi-select of the 19 known types (the model still takes lower case and upper-cases it).
+_LINE_TYPES = WithJsonSchema(
+    {
+        "type": "array",
+        "items": {"type": "string", "enum": list(LINE_ITEM_TYPES)},
+        "uniqueItems": True,
+    }
+)
+# The form's filter is a plain text box: empty means no filter (stored as null, as before).
+_FILTER = WithJsonSchema({"type": "string"})
+
+
 class IntegrationConfig(BaseModel):
     """Every option of the m3ter console's Xero bill integration."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # Each field carries the title and help the Prefect form shows; closed sets are dropdowns
+    # (enums in the JSON schema, inlined: no class name becomes a label); entity_type and
+    # destination are constants, stored and never on the form; no field has a null branch.
 
-    name: str = Field(description="Shown in listings; unique per destination and entity type")
+    model_config = ConfigDict(extra="forbid", validate_default=True, title="Integration options")
+
+    name: str = Field(
+        title="Name",
+        description="How the integration is listed; unique per destination and entity type.",
+    )
     account_ids: list[str] = Field(
-        default_factory=list, description="m3ter account ids to send bills for; empty: all"
+        default_factory=list,
+        title="Accounts",
+        description="m3ter account ids whose bills this integration sends; empty: every account.",
     )
     restricted_account_ids: list[str] = Field(
-        default_factory=list, description="m3ter account ids never to send bills for"
+        default_factory=list,
+        title="Restricted accounts",
+        description="m3ter account ids whose bills are never sent (with an empty account list: "
+        "every account but these).",
     )
     notification_users: list[str] = Field(
-        default_factory=list, description="e-mail addresses told when the integration fails"
+        default_factory=list,
+        title="Notify by e-mail",
+        description="E-mail addresses told when the integration fails or is disabled.",
     )
-    only_send_bill_on_approval: bool = False
+    only_send_bill_on_approval: bool = Field(
+        default=False,
+        title="Only send approved bills",
+        description="Send a bill once it is APPROVED in m3ter; a pending bill waits.",
+    )
     use_external_mapping_account_code: bool = Field(
         default=False,
-        description="Send to the Xero contact mapped to the account (Account -> Contact mapping)",
+        title="Use the account's mapped Xero contact",
+        description="Send each bill to the Xero contact mapped to its m3ter account (an "
+        "Account -> Contact external mapping); a bill of an unmapped account is not sent.",
     )
-    excluded_line_item_types: list[str] = Field(default_factory=list)
-    account_filter: str | None = Field(
-        default=None, description="e.g. address.country == UK AND customFields.tier > 2"
+    excluded_line_item_types: Annotated[list[str], _LINE_TYPES] = Field(
+        default_factory=list,
+        title="Excluded line item types",
+        description="Bill lines of these m3ter types are left off the Xero document.",
+    )
+    account_filter: Annotated[str | None, _FILTER] = Field(
+        default=None,
+        title="Account filter",
+        description="Only accounts that match, e.g. address.country == UK AND "
+        "customFields.tier > 2; empty: every account.",
+        json_schema_extra={"default": ""},
     )
     enforce_external_mappings_for_config: bool = Field(
-        default=False, description="Only use external mappings linked to this integration"
+        default=False,
+        title="Only this integration's mappings",
+        description="Use only external mappings linked to this integration, not the "
+        "organisation's unlinked ones.",
     )
-    excluded_products: list[str] = Field(default_factory=list)
-    excluded_aggregations: list[str] = Field(default_factory=list)
-    split_usage_line_items: SplitUsage = SplitUsage.ITEM_PER_USAGE_BAND
-    sort_line_items_by: SortBy = SortBy.NONE
-    invoice_status: Literal["DRAFT", "SUBMITTED", "AUTHORISED"] = "DRAFT"
-    entity_type: Literal["Bill"] = "Bill"
-    destination: Literal["Xero"] = "Xero"
+    excluded_products: list[str] = Field(
+        default_factory=list,
+        title="Excluded products",
+        description="m3ter product ids (accounting product first) whose lines are left off.",
+    )
+    excluded_aggregations: list[str] = Field(
+        default_factory=list,
+        title="Excluded aggregations",
+        description="m3ter aggregation or compound aggregation ids whose lines are left off.",
+    )
+    split_usage_line_items: Annotated[SplitUsage, _choices(SplitUsage)] = Field(
+        default=SplitUsage.ITEM_PER_USAGE_BAND,
+        title="Split usage lines",
+        description="ITEM_PER_USAGE_BAND: one Xero line per pricing band; "
+        "ITEM_PER_PRODUCT: one line per product.",
+    )
+    sort_line_items_by: Annotated[SortBy, _choices(SortBy)] = Field(
+        default=SortBy.NONE,
+        title="Sort lines by",
+        description="NONE: as m3ter lists them; SUBTOTAL: largest amount first; "
+        "AGGREGATION_ID: by aggregation.",
+    )
+    invoice_status: Literal["DRAFT", "SUBMITTED", "AUTHORISED"] = Field(
+        default="DRAFT",
+        title="Xero document status",
+        description="DRAFT; SUBMITTED (awaiting approval in Xero); or AUTHORISED (approved).",
+    )
+    entity_type: SkipJsonSchema[Literal["Bill"]] = "Bill"
+    destination: SkipJsonSchema[Literal["Xero"]] = "Xero"
 
     @field_validator("name", mode="before")
     @classmethod

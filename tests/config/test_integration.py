@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ from config.integration import (
     parsed_filter,
     validate_config,
 )
-from tasks.m3ter.models import LINE_ITEM_TYPES
+from config.line_items import LINE_ITEM_TYPES
 
 
 def test_defaults_match_the_console() -> None:
@@ -141,3 +143,27 @@ def test_any_input_validates_or_raises_invalid_input(data: dict[str, Any]) -> No
         assert err.field is None or err.field in data or err.field == "name"
     else:
         assert validate_config(config.model_dump(mode="json")) == config
+
+
+PROJECT_PACKAGES = {"config", "tasks", "flows", "store", "deployments", "web", "sandbox", "bench"}
+
+
+def test_config_imports_nothing_else_of_the_project() -> None:
+    """``config`` is the bottom layer: the line item types it offers live in config.line_items."""
+    outside = []
+    for path in sorted((Path(__file__).resolve().parents[2] / "config").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            )
+            top = {n.split(".")[0] for n in names}
+            outside += [f"{path.name}: {n}" for n in top & (PROJECT_PACKAGES - {"config"})]
+    assert outside == []
+
+
+def test_line_item_types_are_the_wire_models_own() -> None:
+    from tasks.m3ter import models
+
+    assert models.LINE_ITEM_TYPES is LINE_ITEM_TYPES
+    assert len(LINE_ITEM_TYPES) == 19
