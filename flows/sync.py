@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
+import re
 import time
 import uuid
 from collections import Counter, deque
@@ -37,7 +38,7 @@ from prefect.settings import get_current_settings
 from prefect.states import Completed, Failed
 from prefect.utilities.annotations import quote
 
-from config.errors import AuthError, BillSyncError, NotFound
+from config.errors import BillSyncError, NotFound, RunFailed
 from config.integration import IntegrationStatus
 from config.settings import Settings, get_settings
 from store.factory import credential_store, database, integration_store
@@ -50,6 +51,7 @@ from tasks.notifications import notify_disabled
 from tasks.prefect_engine import prompt_flow_exit, quiet_expected_failures
 from tasks.sync import handoff
 from tasks.sync.accounts import AccountLookup
+from tasks.sync.failures import BillFailure, count_causes, not_sent, report_markdown
 from tasks.sync.feed import (
     BillFeed,
     ReadPlan,
@@ -61,7 +63,7 @@ from tasks.sync.feed import (
 from tasks.sync.lease import IntegrationBusy, IntegrationLease
 from tasks.sync.limits import TenantSlots, ensure_tenant_limits
 from tasks.sync.plan import ACCOUNT_EXCLUDED, Send, plan_page
-from tasks.sync.post import DailyLimitReached, PostReport, TenantPoster, fate_for
+from tasks.sync.post import PostReport, TenantPoster, unsent_fate
 from tasks.sync.runtime import return_free_memory, tune_process
 from tasks.xero.credentials import token_provider
 from tasks.xero.invoices import XeroAccountingClient
@@ -70,54 +72,133 @@ prompt_flow_exit()  # a flow run returns when it is over (tasks.prefect_engine)
 quiet_expected_failures()  # an expected Failed end logs no traceback
 
 
+LISTED = 200  # failed bills a report lists (all of them are counted)
+
+
 @dataclass
 class IntegrationReport:
-    """One integration's run, as the summary table shows it."""
+    """One integration's run: the summary table's row, its failures and what else happened."""
 
     integration: str
     integration_id: str
+    organisation: str = ""
+    dry_run: bool = False
     sent: int = 0
     updated: int = 0
     unchanged: int = 0
     outside: int = 0
     would_send: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
-    failed: int = 0
-    failures: list[tuple[str, str, str]] = field(default_factory=list)
+    failed: int = 0  # bills that did not reach Xero
+    causes: Counter[str] = field(default_factory=Counter)
+    failures: list[BillFailure] = field(default_factory=list)  # the first LISTED of them
     xero_calls: int = 0
     read: str = ""
-    error: str | None = None
+    problem: str | None = None  # the integration was not synced to the end (crashed, busy)
     disabled: str | None = None
 
+    @property
+    def failing(self) -> bool:
+        return self.failed > 0 or self.problem is not None
+
     def row(self) -> dict[str, Any]:
+        """The summary table's row: few, short columns, the counts a person looks for first."""
+        sent = ("would send", self.would_send) if self.dry_run else ("sent", self.sent)
         return {
             "integration": self.integration,
+            "organisation": self.organisation,
+            sent[0]: sent[1],
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "skipped": sum(self.skipped.values()),
+            "failed": self.failed if self.problem is None else "not synced",
+            "xero calls": self.xero_calls,
+        }
+
+    def details(self) -> dict[str, Any]:
+        """Everything the run knows of the integration (the run's result, for callers)."""
+        return {
+            "integration": self.integration,
+            "organisation": self.organisation,
             "sent": self.sent,
             "updated": self.updated,
             "unchanged": self.unchanged,
             "other accounts' bills": self.outside,
             "would send (dry run)": self.would_send,
-            "skipped": ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items())) or "0",
+            "skipped": sum(self.skipped.values()),
+            "skipped why": dict(sorted(self.skipped.items())),
             "failed": self.failed,
+            "failed why": dict(self.causes),
             "xero calls": self.xero_calls,
             "read": self.read,
-            "note": self.disabled or self.error or "",
+            "note": "; ".join(self.notes()),
         }
+
+    def notes(self) -> list[str]:
+        return [n for n in (self.problem, self.disabled) if n]
+
+    def describe(self) -> str:
+        """A log line with what the table leaves out."""
+        skipped = ", ".join(f"{why}: {n}" for why, n in sorted(self.skipped.items()))
+        parts = [
+            f"{self.integration} ({self.organisation or 'no organisation'})",
+            f"read {self.read or 'nothing'}",
+            f"other accounts' bills {self.outside}",
+            f"skipped {sum(self.skipped.values())}" + (f" ({skipped})" if skipped else ""),
+            *self.notes(),
+        ]
+        if self.dry_run:
+            parts.insert(2, f"would send {self.would_send}")
+        return "; ".join(parts)
+
+    def message(self) -> str:
+        return _message([self])
+
+    def add_failures(self, failures: Iterable[BillFailure]) -> None:
+        for failure in failures:
+            self.failed += 1
+            self.causes[failure.cause] += 1
+            if len(self.failures) < LISTED:
+                self.failures.append(failure)
 
     def add_post(self, report: PostReport) -> None:
         self.sent += report.created
         self.updated += report.updated
         self.xero_calls += report.calls
-        self.failures.extend(report.failures)
-        self.failed += len(report.failures)
+        self.add_failures(report.failures)
 
-    def add_fates(self, fates: Iterable[Fate]) -> None:
+    def add_skips(self, fates: Iterable[Fate]) -> None:
         for fate in fates:
-            if fate.outcome is Outcome.MISSING_ACCOUNT_MAPPING:
-                self.failed += 1
-                self.failures.append((fate.bill_id, fate.outcome.value, fate.reason or ""))
-            else:
+            if fate.outcome not in FAILED:
                 self.skipped[fate.reason or fate.outcome.value] += 1
+
+
+def _message(reports: Sequence[IntegrationReport]) -> str:
+    """The state message of a run that left bills out: ``"15 bills not sent: 12 missing account
+    mapping, 3 Xero validation error"``, and any integration that was not synced to the end."""
+    causes: Counter[str] = Counter()
+    for report in reports:
+        causes.update(report.causes)
+    parts = [not_sent(causes, dry_run=any(r.dry_run for r in reports))] if causes else []
+    parts += [f"{r.integration} {r.problem}" for r in reports if r.problem]
+    return "; ".join(parts)
+
+
+def _ended(report: IntegrationReport) -> Any:
+    """The integration subflow's end: Failed, with its report, when a bill did not reach Xero."""
+    if not report.failing:
+        return report
+    message = report.message()
+    return Failed(message=message, data=RunFailed(message, details=report))
+
+
+def _reported(value: Any) -> Any:
+    """A run's report, whether the run Completed with it or Failed with it (``RunFailed``)."""
+    if isinstance(value, RunFailed):
+        return value.details
+    if isinstance(value, BaseException):
+        raise value
+    return value
 
 
 def _run_id() -> str | None:
@@ -141,9 +222,10 @@ def load_mappings(integration: IntegrationView) -> list[ExternalMapping]:
 
 
 @task(name="post to Xero", cache_policy=NO_CACHE, persist_result=False)
-def post_sends(integration: IntegrationView, tenant_id: str, documents: str) -> PostReport:
+def post_sends(integration: IntegrationView, tenant_id: str, documents: str) -> Any:
     """Post a group of documents (handed over as ``documents``, see ``tasks.sync.handoff``) to
-    the tenant in batches of up to 50."""
+    the tenant in batches of up to 50. Returns the ``PostReport``; as a Failed state (with the
+    report in its ``RunFailed``) when any of them did not reach Xero."""
     sends: list[Send] = handoff.take(documents)
     settings = get_settings()
     provider = token_provider(settings)
@@ -168,7 +250,11 @@ def post_sends(integration: IntegrationView, tenant_id: str, documents: str) -> 
             run_id=_run_id(),
             log=get_run_logger(),
         )
-        return poster.post(sends)
+        report = poster.post(sends)
+    if not report.failures:
+        return report
+    message = not_sent(count_causes(report.failures), of=len(sends))
+    return Failed(message=message, data=RunFailed(message, details=report))
 
 
 def _finished(future: PrefectFuture[Any]) -> bool:
@@ -183,11 +269,11 @@ def _defer(
     integration: IntegrationView, tenant_id: str, sends: list[Send], outcome: Outcome, reason: str
 ) -> PostReport:
     """Record bills not attempted this run (after a daily limit or an auth failure)."""
-    fates = [fate_for(send, tenant_id, outcome, reason=reason) for send in sends]
+    fates = [unsent_fate(send, tenant_id, outcome, reason) for send in sends]
     Ledger(database(get_settings())).record(integration.id, fates, sync_run_id=_run_id())
     report = PostReport()
-    for fate in fates:
-        report.add(fate, update=False)
+    for fate, send in zip(fates, sends, strict=True):
+        report.add(fate, update=False, send=send)
     return report
 
 
@@ -203,8 +289,9 @@ class Progress:
 
     EVERY_SECONDS = 5.0  # one API call per 5 s at most, however fast pages go
 
-    def __init__(self, integration: IntegrationView, expected: int) -> None:
+    def __init__(self, integration: IntegrationView, organisation: str, expected: int) -> None:
         self.integration = integration
+        self.organisation = organisation
         self.expected = expected
         self.done = 0
         self.shown_at = 0.0
@@ -214,8 +301,8 @@ class Progress:
         if self.artifact_id is None and bills:
             self.artifact_id = create_progress_artifact(
                 0.0,
-                key=f"sync-progress-{self.integration.id}",
-                description=f"Bills of {self.integration.name} handled",
+                key=f"sync-progress-{slug(self.integration.name) or self.integration.id}",
+                description=f"Bills of {self.integration.name} handled ({self.organisation})",
             )
         previous = self.done
         self.done += bills
@@ -229,6 +316,24 @@ class Progress:
     def finish(self) -> None:
         if self.artifact_id is not None:
             update_progress_artifact(self.artifact_id, 100.0)
+
+
+def slug(name: str) -> str:
+    """``"Main (#2)"`` → ``"main-2"``: a name as part of a Prefect artifact key (lowercase
+    letters, digits and dashes); empty when the name has none of them."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _organisation(settings: Settings, view: IntegrationView | str) -> str:
+    """The Xero organisation the integration (or integration id) posts to, by name (its
+    tenant id if unnamed); empty if it has none."""
+    try:
+        if isinstance(view, str):
+            view = integration_store(settings).get(view)
+        credential = credential_store(settings).get(view.credential_id or "")
+    except BillSyncError:
+        return ""
+    return credential.tenant_name or credential.tenant_id or ""
 
 
 def _disable(integration: IntegrationView, reason: str) -> str:
@@ -401,20 +506,23 @@ def sync_integration(
     dry_run: bool = False,
     bill_ids: list[str] | None = None,
     feed: str | None = None,
-) -> dict[str, Any]:
+) -> Any:
     """Sync one integration's bills (or only ``bill_ids``) to its Xero tenant.
 
     ``feed`` names the run's shared bill reader (``sync_bills`` passes it); without one, or
     when it reads less than this integration needs, the integration reads on its own. One run
     at a time posts an integration's bills: another waits for the first to finish (a dry run
-    posts nothing and does not wait).
+    posts nothing and does not wait). Returns its ``IntegrationReport``; as a Failed state
+    (the report in its ``RunFailed``) when a bill did not reach Xero.
     """
     logger = get_run_logger()
     settings = get_settings()
     shared = joined(feed)
     with ExitStack() as closing:
         if dry_run:
-            return _sync(closing, settings, integration_id, since, dry_run, bill_ids, shared)
+            return _ended(
+                _sync(closing, settings, integration_id, since, dry_run, bill_ids, shared)
+            )
         holder = _run_id() or uuid.uuid4().hex
         lease = IntegrationLease(settings, integration_id, integration_name, holder, log=logger)
         try:
@@ -422,12 +530,16 @@ def sync_integration(
                 shared.leave(integration_id)  # waiting must not hold back the other readers
                 shared = None
             with lease:
-                return _sync(closing, settings, integration_id, since, dry_run, bill_ids, shared)
+                report = _sync(closing, settings, integration_id, since, dry_run, bill_ids, shared)
         except IntegrationBusy as exc:
             logger.error("%s", exc)
-            report = IntegrationReport(integration_name, integration_id, failed=1, error=str(exc))
-            report.failures.append(("-", "BUSY", str(exc)))
-            return {"row": report.row(), "failures": report.failures, "failed": 1}
+            report = IntegrationReport(
+                integration_name,
+                integration_id,
+                organisation=_organisation(settings, integration_id),
+                problem=f"not synced (busy): {exc}",
+            )
+        return _ended(report)
 
 
 def _sync(
@@ -438,15 +550,18 @@ def _sync(
     dry_run: bool,
     bill_ids: list[str] | None,
     shared: BillFeed | None,
-) -> dict[str, Any]:
+) -> IntegrationReport:
     """The body of ``sync_integration``: read, plan page by page, post, record, report
     (``closing`` closes what it opens, however it ends)."""
     logger = get_run_logger()
     try:
         integration = integration_store(settings).get(integration_id)
-        report = IntegrationReport(integration.name, integration.id)
         credential = credential_store(settings).get(integration.credential_id or "")
         tenant_id = credential.tenant_id or ""
+        organisation = credential.tenant_name or tenant_id
+        report = IntegrationReport(
+            integration.name, integration.id, organisation=organisation, dry_run=dry_run
+        )
         rules = Rules(
             integration, closing.enter_context(AccountLookup(settings, integration.config))
         )
@@ -459,7 +574,7 @@ def _sync(
     report.read = reading.mode
     ledger = Ledger(database(settings))
     listed = frozenset(integration.config.account_ids) or None
-    progress = Progress(integration, expected=reading.expected)
+    progress = Progress(integration, organisation, expected=reading.expected)
     stop: tuple[Outcome, str] | None = None
     auth_failed: str | None = None
     # Documents post while later pages are read and planned: a task per
@@ -472,18 +587,18 @@ def _sync(
 
     def settle(future: PrefectFuture[PostReport]) -> None:
         nonlocal stop, auth_failed
-        try:
-            report.add_post(future.result())
-        except DailyLimitReached as exc:
-            if stop is None:
-                stop = (Outcome.RATE_LIMIT_RETRY, f"deferred to the next run: {exc}")
-                logger.warning("%s; the remaining bills wait for the next run", exc)
-            report.failed += 1
-        except AuthError as exc:
-            if auth_failed is None:
-                auth_failed = str(exc)
-                stop = (Outcome.AUTH_FAILED, f"not sent: {exc}")
-            report.failed += 1
+        # A task whose documents did not all reach Xero ended Failed with its report.
+        posted: PostReport = _reported(future.result(raise_on_failure=False))
+        report.add_post(posted)
+        if posted.stop is None:
+            return
+        outcome, why = posted.stop
+        if outcome is Outcome.AUTH_FAILED and auth_failed is None:
+            auth_failed = why
+            stop = (Outcome.AUTH_FAILED, f"not sent: {why}")
+        elif stop is None:
+            stop = (Outcome.RATE_LIMIT_RETRY, f"deferred to the next run: {why}")
+            logger.warning("%s; the remaining bills wait for the next run", why)
 
     def post(sends: list[Send]) -> None:
         nonlocal posts
@@ -495,9 +610,10 @@ def _sync(
         if posts == 0:  # the tenant's Prefect limits, made or corrected before the first call
             ensure_tenant_limits(settings, tenant_id)
         posts += 1
+        what = _documents(len(sends), sends[0].kind, update=bool(sends[0].xero_id))
         in_flight.append(
             post_sends.with_options(
-                task_run_name=f"post {len(sends)} documents to {tenant_id} (#{posts})"
+                task_run_name=f"post {what} to {organisation} for {integration.name} (#{posts})"
             ).submit(quote(integration), tenant_id, handoff.hand(sends))
         )
 
@@ -521,7 +637,8 @@ def _sync(
         if plan.fates and not dry_run:
             ledger.record(integration.id, plan.fates, sync_run_id=_run_id())
         report.unchanged += plan.unchanged
-        report.add_fates(plan.fates)
+        report.add_skips(plan.fates)
+        report.add_failures(plan.failures)
         if dry_run:
             report.would_send += len(plan.sends)
             continue
@@ -541,6 +658,7 @@ def _sync(
     while in_flight:
         settle(in_flight.popleft())
     progress.finish()
+    report.failures = _named(rules.accounts, report.failures, logger)
     if rules.accounts.requests:
         logger.info(
             "looked up %d account(s) in %d request(s)",
@@ -568,7 +686,32 @@ def _sync(
         sum(report.skipped.values()),
         report.failed,
     )
-    return {"row": report.row(), "failures": report.failures[:200], "failed": report.failed}
+    return report
+
+
+KINDS = {"invoice": ("invoice", "invoices"), "credit_note": ("credit note", "credit notes")}
+
+
+def _documents(count: int, kind: str, *, update: bool) -> str:
+    """``"23 invoices"``, ``"1 credit note update"``: what a posting task sends."""
+    one, many = KINDS.get(kind, (kind, f"{kind}s"))
+    noun = one if count == 1 else many
+    if update:
+        noun = f"{one} update" if count == 1 else f"{one} updates"
+    return f"{count} {noun}"
+
+
+def _named(accounts: AccountLookup, failures: list[BillFailure], logger: Any) -> list[BillFailure]:
+    """The failures with their accounts' names and codes (cached mostly; else asked of m3ter)."""
+    unnamed = [f.account_id for f in failures if f.account_id and not f.account_name]
+    if not unnamed:
+        return failures
+    try:
+        found = accounts.allowed(unnamed)
+    except BillSyncError as exc:
+        logger.warning("could not look up the failed bills' accounts: %s", exc)
+        return failures
+    return [f.named(found) for f in failures]
 
 
 # -- entry points ----------------------------------------------------------------------------
@@ -583,36 +726,43 @@ def _targets(names: list[str] | None) -> list[IntegrationView]:
     return [v for v in views if v.status is IntegrationStatus.CONNECTED]
 
 
-def _summarise(results: list[dict[str, Any]], dry_run: bool) -> Any:
-    rows = [r["row"] for r in results]
+def _summarise(reports: list[IntegrationReport], dry_run: bool) -> Any:
+    """The run's end: a summary table (and a log line per integration with what it leaves
+    out); when a bill did not reach Xero, the failures report and a Failed state that counts
+    them by cause."""
+    logger = get_run_logger()
+    for report in reports:
+        logger.info("%s", report.describe())
     create_table_artifact(
-        table=rows or [{"integration": "(none enabled and connected)"}],
+        table=[r.row() for r in reports] or [{"integration": "(none enabled and connected)"}],
         key="bill-sync-summary",
         description="Bill sync: per integration"
-        + (" (dry run: nothing posted)" if dry_run else ""),
+        + (" (dry run: nothing posted)" if dry_run else "")
+        + ". What each read, and what was skipped why, is in the run's logs.",
     )
-    failures = [(r["row"]["integration"], *f) for r in results for f in r["failures"]]
-    if failures:
-        lines = [
-            "## Bills that did not reach Xero",
-            "",
-            "| integration | bill | outcome | why |",
-            "|---|---|---|---|",
-        ]
-        lines += [f"| {i} | `{b}` | {o} | {w.replace('|', '/')[:300]} |" for i, b, o, w in failures]
-        create_markdown_artifact(
-            markdown="\n".join(lines),
-            key="bill-sync-failures",
-            description="Failed bills: rerun with rerun_failed_syncs",
-        )
-    failed = sum(r["failed"] for r in results)
-    summary = {"integrations": rows, "failed": failed}
-    if failed:
-        return Failed(message=f"{failed} bill(s) did not reach Xero", data=summary)
-    return Completed(message="all bills synced", data=summary)
+    summary = {
+        "integrations": [r.details() for r in reports],
+        "failed": sum(r.failed for r in reports),
+    }
+    failing = [r for r in reports if r.failing]
+    if not failing:
+        return Completed(message="all bills synced", data=summary)
+    message = _message(reports)
+    listed = [(r.integration, r.organisation, f) for r in reports for f in r.failures]
+    create_markdown_artifact(
+        markdown=report_markdown(
+            message,
+            listed[:LISTED],
+            total=summary["failed"],
+            notes=[f"{r.integration}: {n}" for r in failing for n in r.notes()],
+        ),
+        key="bill-sync-failures",
+        description="Bills that did not reach Xero, and what to do about each",
+    )
+    return Failed(message=message, data=RunFailed(message, details=summary))
 
 
-def _isolated(view: IntegrationView, **kwargs: Any) -> dict[str, Any]:
+def _isolated(view: IntegrationView, **kwargs: Any) -> IntegrationReport:
     """Run one integration's subflow; its crash fails that subflow, not the others."""
     try:
         state = sync_integration(view.id, view.name, return_state=True, **kwargs)
@@ -622,27 +772,40 @@ def _isolated(view: IntegrationView, **kwargs: Any) -> dict[str, Any]:
             shared.leave(view.id)
     if state.is_completed():
         return state.result()
+    if state.is_failed():  # bills that did not reach Xero: the report comes with the state
+        try:
+            ended = state.result(raise_on_failure=False)
+        except Exception:  # no result to read: handled as a crash below
+            ended = None
+        if isinstance(ended, RunFailed) and isinstance(ended.details, IntegrationReport):
+            return ended.details
     settings = get_settings()
-    report = IntegrationReport(view.name, view.id, failed=1, error=str(state.message)[:300])
-    report.failures.append(("-", "ERROR", report.error or "sync failed"))
+    report = IntegrationReport(
+        view.name,
+        view.id,
+        organisation=_organisation(settings, view),
+        dry_run=bool(kwargs.get("dry_run")),
+        problem=f"sync crashed: {str(state.message)[:300]}",
+    )
     count = integration_store(settings).record_run(view.id, failed=True)
     if count >= settings.auto_disable_after_failed_runs:
-        report.disabled = _disable(view, f"{count} failing sync runs in a row: {report.error}")
-    return {"row": report.row(), "failures": report.failures, "failed": 1}
+        report.disabled = _disable(view, f"{count} failing sync runs in a row: {report.problem}")
+    return report
 
 
 @task(name="sync integration", cache_policy=NO_CACHE, persist_result=False)
-def sync_one(view: IntegrationView, **kwargs: Any) -> dict[str, Any]:
+def sync_one(view: IntegrationView, **kwargs: Any) -> Any:
     """Carries one integration's subflow so integrations run side by side (their tenants'
-    limits are Prefect's, shared by every worker, so running together is safe)."""
-    return _isolated(view, **kwargs)
+    limits are Prefect's, shared by every worker, so running together is safe). Failed, with
+    the report, when its subflow is."""
+    return _ended(_isolated(view, **kwargs))
 
 
 def _concurrently(
     views: list[IntegrationView],
     per_view: dict[str, dict[str, Any]] | None = None,
     **kwargs: Any,
-) -> list[dict[str, Any]]:
+) -> list[IntegrationReport]:
     """Each integration's subflow, side by side; ``per_view`` adds arguments by integration id."""
     extra = per_view or {}
     if len(views) <= 1:
@@ -653,7 +816,7 @@ def _concurrently(
         )
         for v in views
     ]
-    return [f.result() for f in futures]
+    return [_reported(f.result(raise_on_failure=False)) for f in futures]
 
 
 @flow(name="sync_bills")
@@ -687,7 +850,9 @@ def sync_bills(
     return _summarise(results, dry_run)
 
 
-def _nothing_new(settings: Settings, targets: list[IntegrationView]) -> list[dict[str, Any]] | None:
+def _nothing_new(
+    settings: Settings, targets: list[IntegrationView]
+) -> list[IntegrationReport] | None:
     """The summary rows of a run with nothing to do, or ``None`` when there may be work.
 
     Nothing to do: every integration has a watermark under its current rules, no failed or
@@ -715,7 +880,7 @@ def _nothing_new(settings: Settings, targets: list[IntegrationView]) -> list[dic
     read = f"nothing modified since {cut.isoformat(timespec='seconds')}, no failed bills"
     get_run_logger().info("%s: no integration has work", read)
     return [
-        {"row": IntegrationReport(v.name, v.id, read=read).row(), "failures": [], "failed": 0}
+        IntegrationReport(v.name, v.id, organisation=_organisation(settings, v), read=read)
         for v in targets
     ]
 

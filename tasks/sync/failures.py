@@ -76,11 +76,15 @@ def count_causes(failures: Iterable[BillFailure]) -> Counter[str]:
     return Counter(f.cause for f in failures)
 
 
-def not_sent(causes: Counter[str]) -> str:
-    """``"15 bills not sent: 12 missing account mapping, 3 Xero validation error"``."""
+def not_sent(causes: Counter[str], *, of: int | None = None, dry_run: bool = False) -> str:
+    """``"15 bills not sent: 12 missing account mapping, 3 Xero validation error"`` (``"15 of
+    500 bills …"`` with ``of``)."""
     total = sum(causes.values())
     parts = ", ".join(f"{n} {cause}" for cause, n in sorted(causes.items(), key=_biggest))
-    return f"{total} bill{'' if total == 1 else 's'} not sent: {parts}"
+    verb = "would not be sent" if dry_run else "not sent"
+    count = f"{total} of {of}" if of is not None else str(total)
+    plural = (of if of is not None else total) != 1
+    return f"{count} bill{'s' if plural else ''} {verb}: {parts}"
 
 
 def _biggest(item: tuple[str, int]) -> tuple[int, str]:

@@ -27,6 +27,7 @@ from config.errors import (
 )
 from config.settings import Settings
 from store.ledger import Fate, Ledger, Outcome
+from tasks.sync.failures import BillFailure
 from tasks.sync.limits import TenantSlots
 from tasks.sync.plan import ID_FIELD, Send, idempotency_key
 from tasks.xero.invoices import InvoiceResult, XeroAccountingClient
@@ -47,18 +48,27 @@ class PostReport:
     created: int = 0
     updated: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
-    failures: list[tuple[str, str, str]] = field(default_factory=list)  # bill, outcome, reason
+    failures: list[BillFailure] = field(default_factory=list)
     calls: int = 0
+    #: Set when the poster stopped early (Xero refused the credential, or the day's calls are
+    #: spent): (outcome, Xero's words). Every bill it was given has its fate all the same.
+    stop: tuple[Outcome, str] | None = None
 
-    def add(self, fate: Fate, *, update: bool) -> None:
+    def add(self, fate: Fate, *, update: bool, send: Send | None = None) -> None:
         self.outcomes[fate.outcome.value] += 1
         if fate.outcome is Outcome.COMPLETE:
             if update:
                 self.updated += 1
             else:
                 self.created += 1
+        elif send is not None:
+            self.failures.append(send.failure(fate.outcome, fate.reason or ""))
         else:
-            self.failures.append((fate.bill_id, fate.outcome.value, fate.reason or ""))
+            self.failures.append(
+                BillFailure(
+                    fate.bill_id, fate.outcome.value, fate.reason or "", account_id=fate.account_id
+                )
+            )
 
     def merge(self, other: PostReport) -> None:
         self.created += other.created
@@ -66,6 +76,7 @@ class PostReport:
         self.outcomes.update(other.outcomes)
         self.failures.extend(other.failures)
         self.calls += other.calls
+        self.stop = self.stop or other.stop
 
 
 def _refused_outcome(result: InvoiceResult) -> Outcome:
@@ -110,12 +121,17 @@ class TenantPoster:
         self.sleep = sleep
         self.batch_number = 0
         self._unwritten: list[Fate] = []  # outcomes of the last call, written with the next rows
+        self._given: dict[str, Send] = {}  # the bills of this ``post``, by id
+        self._reported: set[str] = set()  # those whose fate is in the report
 
     # -- public ------------------------------------------------------------------------------
     def post(self, sends: Sequence[Send]) -> PostReport:
-        """Send ``sends`` (any mix of kinds, creates and updates); raise only AuthError and
-        DailyLimitReached, after recording every bill of the call that met them."""
+        """Send ``sends`` (any mix of kinds, creates and updates); every bill ends with a fate
+        in the ledger and the report. Xero refusing the credential or a spent daily limit stops
+        the rest (recorded AUTH_FAILED or RATE_LIMIT_RETRY, and ``report.stop`` says so)."""
         report = PostReport()
+        self._given = {s.bill_id: s for s in sends}
+        self._reported = set()
         try:
             ready = self._withdraw(self._resolve_unknown(list(sends), report), report)
             for kind in ("invoice", "credit_note"):
@@ -124,6 +140,16 @@ class TenantPoster:
                     size = self.settings.sync_batch_size
                     for start in range(0, len(group), size):
                         self._post_batch(group[start : start + size], update, report)
+        except (AuthError, DailyLimitReached) as exc:
+            auth = isinstance(exc, AuthError)
+            outcome = Outcome.AUTH_FAILED if auth else Outcome.RATE_LIMIT_RETRY
+            report.stop = (outcome, str(exc))
+            rest = [s for s in sends if s.bill_id not in self._reported]
+            if rest:
+                reason = f"not sent: {exc}" if auth else f"deferred to the next run: {exc}"
+                fates = [unsent_fate(s, self.tenant_id, outcome, reason) for s in rest]
+                self._report_and_record(fates, report, update=False)
+                self.log.warning("%d more bill(s) %s: %s", len(rest), outcome.value, reason)
         finally:
             self._record([])
         return report
@@ -145,7 +171,7 @@ class TenantPoster:
             if send.started_version == send.bill_version:
                 fate = self._fate(send, Outcome.COMPLETE, xero_id=xero_id)
                 done.append(fate)
-                report.add(fate, update=False)
+                self._report(report, fate, update=False)
             else:
                 resolved[send.bill_id] = replace(send, xero_id=xero_id, lookup_first=False)
         if done:
@@ -322,7 +348,7 @@ class TenantPoster:
             else:
                 fate = self._fate(send, _refused_outcome(result), reason="; ".join(result.errors))
             fates.append(fate)
-            report.add(fate, update=update)
+            self._report(report, fate, update=update)
         self._unwritten.extend(fates)
         complete = sum(1 for f in fates if f.outcome is Outcome.COMPLETE)
         self.log.info(
@@ -418,8 +444,12 @@ class TenantPoster:
 
     def _report_and_record(self, fates: list[Fate], report: PostReport, update: bool) -> None:
         for fate in fates:
-            report.add(fate, update=update)
+            self._report(report, fate, update=update)
         self._record(fates)
+
+    def _report(self, report: PostReport, fate: Fate, *, update: bool) -> None:
+        self._reported.add(fate.bill_id)
+        report.add(fate, update=update, send=self._given.get(fate.bill_id))
 
     def _record(self, fates: list[Fate]) -> None:
         """Write ``fates`` and the outcomes not yet written, in one transaction."""
@@ -453,6 +483,16 @@ def fate_for(send: Send, tenant_id: str, outcome: Outcome, **extra: Any) -> Fate
         tenant_id=tenant_id,
         **extra,
     )
+
+
+def unsent_fate(send: Send, tenant_id: str, outcome: Outcome, reason: str) -> Fate:
+    """The ledger's record of ``send`` not attempted (deferred, or its credential refused).
+    A bill whose sign changed keeps pointing at its old document, which is still there."""
+    fate = fate_for(send, tenant_id, outcome, reason=reason)
+    if not send.withdraw_id:
+        return fate
+    old_kind = "credit_note" if send.kind == "invoice" else "invoice"
+    return replace(fate, document_type=old_kind, xero_id=send.withdraw_id)
 
 
 class _NoRetry(Exception):

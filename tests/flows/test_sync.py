@@ -258,7 +258,8 @@ def test_missing_mapping_is_recorded_not_a_crash(sync_env, connect, xero_server,
     missing = {b for b, e in ledger.items() if e.outcome is Outcome.MISSING_ACCOUNT_MAPPING}
     sent = {b for b, e in ledger.items() if e.outcome is Outcome.COMPLETE}
     assert missing and sent  # the generator leaves every fifth account without a mapping
-    assert state.is_failed() and "did not reach Xero" in state.message
+    assert state.is_failed()
+    assert state.message == f"{len(missing)} bills not sent: {len(missing)} missing account mapping"
     docs = xero_docs(xero_server, main["tenant_id"])
     assert not missing & set(docs) and sent <= set(docs)
 
@@ -379,6 +380,7 @@ def test_auth_failure_disables_and_mails_then_a_reconnected_rerun_completes(
     sync_env, connect, xero_server, m3ter_sandbox, smtp_inbox, clean_settings
 ):
     from flows.integrations import change_credential, enable_integration, integrations
+    from sandbox.connect import sandbox_credential
     from tasks.xero.credentials import credentials, xero_oauth
 
     clean_settings.setenv("BILLSYNC_SMTP_HOST", smtp_inbox.host)
@@ -404,12 +406,13 @@ def test_auth_failure_disables_and_mails_then_a_reconnected_rerun_completes(
     assert xero_docs(xero_server, main["tenant_id"]) == {}
 
     # A person reconnects: a new credential, then enables the integration and reruns failures.
-    fresh = connect("Fresh")
+    # (A credential alone: a second all-accounts integration on the org would be refused.)
+    _, fresh_tenant = sandbox_credential(xero_server.url, "Fresh credential")
     change_credential(main["id"], "Fresh credential")
     enable_integration(main["id"])
     rerun = rerun_failed_syncs(integration="Revoked", return_state=True)
     assert rerun.is_completed(), rerun.message
-    main["tenant_id"] = fresh["tenant_id"]
+    main["tenant_id"] = fresh_tenant
     complete = assert_exactly_once(main, xero_server)
     assert complete and all(ledger[b].outcome is Outcome.AUTH_FAILED for b in complete)
 
