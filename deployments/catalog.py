@@ -31,12 +31,16 @@ FLOWS: tuple[tuple[str, str], ...] = (
 SCHEDULED = {"sync_bills"}
 
 
-def flows_to_serve(cron: str = DEFAULT_SYNC_CRON) -> list[Any]:
-    """``RunnerDeployment``s for ``prefect.serve``: sync on ``cron``, the rest on demand."""
+def flows_to_serve(cron: str = DEFAULT_SYNC_CRON, interval: float | None = None) -> list[Any]:
+    """``RunnerDeployment``s for ``prefect.serve``: sync on ``cron`` (or every ``interval``
+    seconds, for tests and trials), the rest on demand."""
     import importlib
 
     deployments = []
     for module, name in FLOWS:
         flow = getattr(importlib.import_module(module), name)
-        deployments.append(flow.to_deployment(name=name, cron=cron if name in SCHEDULED else None))
+        schedule: dict[str, Any] = {}
+        if name in SCHEDULED:
+            schedule = {"interval": interval} if interval else {"cron": cron}
+        deployments.append(flow.to_deployment(name=name, **schedule))
     return deployments

@@ -1,19 +1,26 @@
 """``python -m deployments.serve`` (``make serve``): every flow served from one process.
 
 The embedded default: when no ``PREFECT_API_URL`` is set it starts ``prefect server start`` on
-loopback (UI included), serves all flows (``sync_bills`` on a cron schedule, the others on
-demand), runs the OAuth consent callback from ``web/`` on the redirect URI's port, and with
+loopback (UI included; its database and log in ``<data dir>/prefect``, not the user's
+``~/.prefect``), serves all flows (``sync_bills`` on a cron schedule, the others on demand),
+runs the OAuth consent callback from ``web/`` on the redirect URI's port, and with
 ``--sandbox`` the Xero and m3ter sandboxes too. It prints where the UI is.
+
+The server runs in its own session: Ctrl-C reaches this process only, so serve can pause its
+deployments through a live API and then stop the server, instead of retrying against a server
+the same Ctrl-C already killed.
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -25,36 +32,46 @@ XERO_SANDBOX_PORT = 8760
 M3TER_SANDBOX_PORT = 8770
 
 
-def start_prefect_server(port: int) -> str:
-    """A Prefect server subprocess on loopback; stopped when this process exits."""
+@contextlib.contextmanager
+def prefect_server(port: int, home: Path) -> Iterator[str]:
+    """A Prefect server subprocess on loopback, its home and log in ``home``; yields its API
+    URL and stops it (SIGTERM, then SIGKILL after 5 s) when the block ends."""
+    home.mkdir(parents=True, exist_ok=True)
     api = f"http://127.0.0.1:{port}/api"
+    log = (home / "server.log").open("ab")
     proc = subprocess.Popen(  # noqa: S603 (fixed arguments)
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
+        [sys.executable, "-m", "prefect", "server", "start"]
+        + ["--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
         stderr=subprocess.STDOUT,
+        env={**os.environ, "PREFECT_HOME": str(home)},
+        start_new_session=True,  # Ctrl-C in the terminal must not kill it before serve stops
     )
-    atexit.register(proc.terminate)
+    try:
+        _wait_healthy(api, proc, home / "server.log")
+        yield api
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _wait_healthy(api: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                return api
+                return
         except httpx.TransportError:
             pass
         if proc.poll() is not None:
-            raise RuntimeError("prefect server exited during start-up")
+            raise RuntimeError(f"prefect server exited during start-up: see {log}")
         time.sleep(0.5)
-    raise RuntimeError("prefect server did not become healthy in 120 s")
+    raise RuntimeError(f"prefect server did not become healthy in 120 s: see {log}")
 
 
 def start_sandboxes() -> dict[str, str]:
@@ -84,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sandbox", action="store_true", help="also run the sandboxes")
     parser.add_argument("--prefect-port", type=int, default=4200)
     parser.add_argument("--cron", default=DEFAULT_SYNC_CRON, help="sync_bills schedule")
+    parser.add_argument(
+        "--interval", type=float, default=None, help="sync_bills every N seconds (not --cron)"
+    )
     args = parser.parse_args(argv)
 
     if args.sandbox:
@@ -94,32 +114,43 @@ def main(argv: list[str] | None = None) -> int:
     get_settings.cache_clear()
     settings = get_settings()
     cipher_from_settings(settings, create_if_missing=args.sandbox)
-
-    from prefect import serve
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    api = PREFECT_API_URL.value() or start_prefect_server(args.prefect_port)
-    updates: dict[Any, Any] = {PREFECT_API_URL: api}
-    with temporary_settings(updates=updates):
-        from sandbox.serve import run_in_thread
-        from web.callback import create_callback_app
-
-        redirect = urlparse(settings.xero_redirect_uri)
-        callback = run_in_thread(
-            create_callback_app(), host=redirect.hostname or "127.0.0.1", port=redirect.port or 80
+    # Before Prefect is imported: its settings (home, database) are read once.
+    home = Path(os.environ.setdefault("PREFECT_HOME", str(settings.data_dir / "prefect")))
+    with contextlib.ExitStack() as stack:
+        api = os.environ.get("PREFECT_API_URL") or stack.enter_context(
+            prefect_server(args.prefect_port, home.resolve())
         )
-        from deployments.automations import default_within, ensure_zombie_automation
-
-        within = default_within()
-        ensure_zombie_automation(within)  # a run whose process died shows Crashed, not Running
-        print(f"Prefect UI:        {api.removesuffix('/api')}")
-        print(f"zombie runs:       marked Crashed after {within:.0f} s without a heartbeat")
-        print(f"consent callback:  {callback.url}{redirect.path}")
-        if args.sandbox:
-            print(f"Xero sandbox:      {settings.xero_api_url}")
-            print(f"m3ter sandbox:     {settings.m3ter_api_url}")
-        serve(*flows_to_serve(args.cron))
+        os.environ["PREFECT_API_URL"] = api  # every thread and every flow-run process
+        _serve(args, settings, api)
     return 0
+
+
+def _serve(args: argparse.Namespace, settings: Any, api: str) -> None:
+    from prefect import serve
+
+    from deployments.automations import default_within, ensure_zombie_automation
+    from sandbox.serve import run_in_thread
+    from web.callback import create_callback_app
+
+    redirect = urlparse(settings.xero_redirect_uri)
+    callback = run_in_thread(
+        create_callback_app(prefect_api_url=api),
+        host=redirect.hostname or "127.0.0.1",
+        port=redirect.port or 80,
+    )
+    within = default_within()
+    ensure_zombie_automation(within)  # a run whose process died shows Crashed, not Running
+    print(f"Prefect UI:        {api.removesuffix('/api')}")
+    print(f"zombie runs:       marked Crashed after {within:.0f} s without a heartbeat")
+    print(f"consent callback:  {callback.url}{redirect.path}")
+    if args.sandbox:
+        print(f"Xero sandbox:      {settings.xero_api_url}")
+        print(f"m3ter sandbox:     {settings.m3ter_api_url}")
+    print(f"Prefect server log: {Path(os.environ['PREFECT_HOME']) / 'server.log'}", flush=True)
+    try:
+        serve(*flows_to_serve(args.cron, interval=args.interval))
+    finally:
+        callback.stop(timeout=2)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ The demo and the tests use it to follow the link unattended (with the sandbox's
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from uuid import UUID
@@ -16,6 +17,9 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from config.errors import NotFound
 from store.credentials import CredentialStatus
 from tasks.xero.credentials import credentials
+
+#: The provisioning run's artifact starts with the link (flows.credentials._link_markdown).
+_LINK = re.compile(r"\[Go to Xero\]\((\S+)\)")
 
 
 @dataclass(frozen=True)
@@ -51,11 +55,10 @@ def _link_artifact(flow_run_id: str) -> str | None:
                 flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)])
             )
         )
-    prefix = "[Go to Xero]("
     for artifact in artifacts:
-        data = str(artifact.data or "")
-        if data.startswith(prefix) and data.endswith(")"):
-            return data[len(prefix) : -1]
+        found = _LINK.match(str(artifact.data or ""))
+        if found:
+            return found.group(1)
     return None
 
 

@@ -7,20 +7,22 @@ code. A run that times out removes its pending credential before it fails.
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from pydantic import create_model
+from prefect.states import Failed, State
+from pydantic import Field, create_model
 
-from config.errors import AuthError, InvalidInput, NotFound, PermanentError
-from config.settings import get_settings
+from config.errors import AuthError, InvalidInput, NotFound, RunFailed
 from store.credentials import CredentialView, TokenSet
+from tasks.pause import pause_for_input
 from tasks.prefect_engine import prompt_flow_exit, quiet_expected_failures
 from tasks.xero.credentials import credentials, xero_oauth
 from tasks.xero.oauth import auth_event_id
@@ -34,11 +36,15 @@ PAUSE_POLL_SECONDS = 1
 
 
 class XeroConsent(RunInput):
-    """What the consent callback hands the paused run: the code, or Xero's error."""
+    """Filled in by the consent callback when you allow access at Xero: do not resume by hand.
 
-    state: str
-    code: str | None = None
-    error: str | None = None
+    Follow the "Go to Xero" link at the top of this run instead; a Resume from here is refused
+    and the run keeps waiting.
+    """
+
+    state: str = Field(title="Filled in by the consent callback", description="leave empty")
+    code: str | None = Field(default=None, title="(callback only)", description="leave empty")
+    error: str | None = Field(default=None, title="(callback only)", description="leave empty")
 
 
 def organisation_form(names: list[str]) -> type[RunInput]:
@@ -48,7 +54,10 @@ def organisation_form(names: list[str]) -> type[RunInput]:
         "ChooseXeroOrganisation",
         __base__=RunInput,
         __doc__="Several Xero organisations were connected: choose the one to use.",
-        organisation=(choice, ...),
+        organisation=(
+            choice,
+            Field(title="Xero organisation", description="the organisation bills are sent to"),
+        ),
     )
 
 
@@ -79,16 +88,88 @@ def activate_credential(credential_id: str, connection: dict[str, Any], tokens: 
 
 
 def _remaining(expires_at: float) -> int:
-    import time
-
     return max(1, int(expires_at - time.time()))
+
+
+def _clock(timestamp: float) -> str:
+    """A time a person reads on the run page: ``10:42 UTC``."""
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%H:%M UTC")
+
+
+def _link_markdown(name: str, url: str, expires_at: float) -> str:
+    """The link first, then what it is for: the artifact's first line is what a person needs."""
+    return (
+        f"[Go to Xero]({url}) — open it before **{_clock(expires_at)}** to connect credential "
+        f"**{name}**.\n\n"
+        "Log in to Xero, allow access and pick the organisation. If you connect several "
+        "organisations, this run then asks which one to use: ⋮ → Resume on this page. "
+        f"After {_clock(expires_at)} the link no longer works, the pending credential is "
+        "removed and this run fails: run provision_xero_credential again for a new link."
+    )
+
+
+def _wait_for_consent(pending: Any, url: str) -> XeroConsent:
+    """Wait for the callback's resume; a Resume by hand (wrong or no state) waits again."""
+    logger = get_run_logger()
+    attempt = 1
+    while True:
+        consent = pause_for_input(
+            XeroConsent,
+            timeout=_remaining(pending.expires_at),
+            key=f"consent-{attempt}",
+            message=f"Waiting for Xero consent until {_clock(pending.expires_at)}: "
+            f"follow the Go to Xero link: {url}",
+            poll_interval=PAUSE_POLL_SECONDS,
+        )
+        if consent.state == pending.state:
+            return consent
+        attempt += 1
+        logger.warning(
+            "this run was resumed by hand, which cannot give Xero's consent: follow the "
+            "Go to Xero link (until %s); still waiting",
+            _clock(pending.expires_at),
+        )
+
+
+def _choose_organisation(pending: Any, connections: list[dict[str, Any]]) -> dict[str, Any]:
+    names = [c["tenantName"] for c in connections]
+    get_run_logger().warning(
+        "%d organisations connected (%s): choose one with ⋮ → Resume on this run's page "
+        "before %s",
+        len(names),
+        ", ".join(names),
+        _clock(pending.expires_at),
+    )
+    choice = pause_for_input(
+        organisation_form(names),
+        timeout=_remaining(pending.expires_at),
+        key="organisation",
+        message=f"Choose the Xero organisation (⋮ → Resume) before {_clock(pending.expires_at)}",
+        poll_interval=PAUSE_POLL_SECONDS,
+    )
+    return next(c for c in connections if c["tenantName"] == choice.organisation)
+
+
+def _not_completed(name: str, pending: Any, why: str) -> State:
+    """Remove the pending credential; the run ends Failed with one line saying what next."""
+    credentials().delete(pending.credential_id)
+    message = (
+        f"{why}: pending credential {name!r} removed. "
+        "Run provision_xero_credential again for a new link."
+    )
+    get_run_logger().error(message)
+    return Failed(message=message, data=RunFailed(message))
 
 
 @flow(name="provision_xero_credential")
 def provision_xero_credential(
     name: str, entity_type: EntityType = "Bill", destination: Destination = "Xero"
-) -> dict:
+) -> Any:
     """Create a Xero credential: follow the "Go to Xero" link, consent, pick the organisation.
+
+    The run pauses until you allow access at Xero (the link is at the top of the run, valid
+    for ten minutes). With several organisations it pauses once more: choose one with
+    ⋮ → Resume.
 
     Args:
         name: how the credential is listed; unique per destination and entity type.
@@ -99,52 +180,42 @@ def provision_xero_credential(
         The credential's details (id, name, status, tenant); never a token.
     """
     logger = get_run_logger()
-    settings = get_settings()
-    pending = create_pending_credential(name, entity_type, destination)
+    try:
+        pending = create_pending_credential(name, entity_type, destination)
+    except InvalidInput as exc:
+        return Failed(message=str(exc), data=RunFailed(str(exc)))
     store = credentials()
     context = FlowRunContext.get()
     if context is not None and context.flow_run is not None:
         store.attach_flow_run(pending.credential_id, str(context.flow_run.id))
     url = xero_oauth().authorization_url(pending.state, pending.code_verifier)
-    create_link_artifact(
-        link=url,
-        link_text="Go to Xero",
-        description=f"Connect credential **{name}** to a Xero organisation "
-        f"(the link works for {int(settings.credential_ttl_seconds // 60)} minutes).",
+    logger.info(
+        "Go to Xero to connect credential %r before %s: %s", name, _clock(pending.expires_at), url
     )
-    logger.info("Go to Xero to connect credential %r: %s", name, url)
+    create_markdown_artifact(
+        markdown=_link_markdown(name, url, pending.expires_at),
+        key="go-to-xero",
+        description=f"Go to Xero: connect credential {name}",
+    )
     try:
-        consent = pause_flow_run(
-            wait_for_input=XeroConsent,
-            timeout=_remaining(pending.expires_at),
-            poll_interval=PAUSE_POLL_SECONDS,
-        )
-        if consent.state != pending.state:
-            raise AuthError("the consent callback did not match this credential")
+        consent = _wait_for_consent(pending, url)
         if consent.error or not consent.code:
-            raise AuthError(f"Xero consent was not given: {consent.error or 'no code'}")
+            return _not_completed(
+                name, pending, f"Xero consent was not given ({consent.error or 'no code'})"
+            )
         tokens, connections = exchange_code(pending.credential_id, consent.code)
         if not connections:
-            raise PermanentError("Xero consent connected no organisation")
+            return _not_completed(name, pending, "Xero consent connected no organisation")
         connection = connections[0]
         if len(connections) > 1:
-            names = [c["tenantName"] for c in connections]
-            logger.info("several organisations connected (%s): waiting for a choice", names)
-            choice = pause_flow_run(
-                wait_for_input=organisation_form(names),
-                timeout=_remaining(pending.expires_at),
-                poll_interval=PAUSE_POLL_SECONDS,
-            )
-            connection = next(c for c in connections if c["tenantName"] == choice.organisation)
+            connection = _choose_organisation(pending, connections)
         details = activate_credential(pending.credential_id, connection, tokens)
     except FlowPauseTimeout:
-        store.delete(pending.credential_id)
-        logger.error(
-            "Xero authentication was not completed in time (%d s): credential %r removed",
-            int(settings.credential_ttl_seconds),
-            name,
+        return _not_completed(
+            name, pending, f"The Go to Xero link expired at {_clock(pending.expires_at)}"
         )
-        raise
+    except AuthError as exc:
+        return _not_completed(name, pending, f"Xero refused the consent ({exc})")
     except BaseException:
         store.delete(pending.credential_id)
         logger.error("credential %r was not completed and has been removed", name)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import resume_flow_run
+from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -25,16 +28,39 @@ from config.settings import Settings, get_settings
 from store.factory import credential_store
 
 RESUME_WAIT_SECONDS = 20
+OUTCOME_WAIT_SECONDS = 20
 
 
-def _page(title: str, message: str, status: int) -> HTMLResponse:
+def _page(
+    title: str, message: str, status: int, link: tuple[str, str] | None = None
+) -> HTMLResponse:
+    anchor = (
+        f"<p><a id='next' href='{html.escape(link[0])}'>{html.escape(link[1])}</a></p>"
+        if link
+        else ""
+    )
     body = (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title></head><body>"
         f"<h1 id='title'>{html.escape(title)}</h1><p id='message'>{html.escape(message)}</p>"
-        "</body></html>"
+        f"{anchor}</body></html>"
     )
     return HTMLResponse(body, status_code=status)
+
+
+class PrefectUnreachable(RuntimeError):
+    """The callback has no Prefect API to resume the run through."""
+
+
+@contextmanager
+def _prefect(api_url: str | None) -> Iterator[None]:
+    """Prefect's API for this call: the one given, else the process's. Never an ephemeral
+    server: a callback thread that silently started its own would resume nothing."""
+    url = api_url or PREFECT_API_URL.value()
+    if not url:
+        raise PrefectUnreachable("no Prefect API is configured (PREFECT_API_URL)")
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield
 
 
 def _resume(flow_run_id: str, run_input: dict[str, str]) -> None:
@@ -58,8 +84,43 @@ def _resume(flow_run_id: str, run_input: dict[str, str]) -> None:
         time.sleep(0.25)
 
 
-def create_callback_app(settings: Settings | None = None) -> Starlette:
-    """The ASGI app serving ``/xero/callback`` (and ``/healthz``)."""
+def _outcome(flow_run_id: str) -> tuple[str, str]:
+    """What the resumed run did next: ``("completed"|"failed"|"choose"|"running", message)``."""
+    deadline = time.monotonic() + OUTCOME_WAIT_SECONDS
+    while True:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(flow_run_id)).state
+        if state is not None:
+            if state.is_completed():
+                return "completed", state.message or ""
+            if state.is_final():
+                return "failed", state.message or state.name
+            if state.is_paused() and state.state_details.pause_key == "organisation":
+                return "choose", state.message or ""
+        if time.monotonic() > deadline:
+            return "running", ""
+        time.sleep(0.25)
+
+
+def _run_page(flow_run_id: str) -> str:
+    ui = PREFECT_UI_URL.value() or (PREFECT_API_URL.value() or "").removesuffix("/api")
+    return f"{ui}/runs/flow-run/{flow_run_id}"
+
+
+def create_callback_app(
+    settings: Settings | None = None, prefect_api_url: str | None = None
+) -> Starlette:
+    """The ASGI app serving ``/xero/callback`` (and ``/healthz``).
+
+    ``prefect_api_url`` names the Prefect API the waiting runs live on; without it the
+    process's ``PREFECT_API_URL`` is used (read in the request's thread).
+    """
+
+    def finish(flow_run_id: str, run_input: dict[str, str]) -> tuple[str, str, str]:
+        with _prefect(prefect_api_url):
+            _resume(flow_run_id, run_input)
+            kind, message = _outcome(flow_run_id)
+            return kind, message, _run_page(flow_run_id)
 
     async def xero_callback(request: Request) -> HTMLResponse:
         params = request.query_params
@@ -77,15 +138,40 @@ def create_callback_app(settings: Settings | None = None) -> Starlette:
             return _page("Request refused", "No flow run is waiting for this consent.", 409)
         run_input = {"state": state, "code": code} if code else {"state": state, "error": error}
         try:
-            await run_in_threadpool(_resume, claimed.flow_run_id, run_input)
+            kind, message, run_page = await run_in_threadpool(
+                finish, claimed.flow_run_id, run_input
+            )
+        except PrefectUnreachable as exc:
+            return _page("Could not complete", f"The consent callback is misconfigured: {exc}", 503)
         except (FlowPauseTimeout, TimeoutError, RuntimeError) as exc:
             return _page("Could not complete", f"The waiting flow run could not resume: {exc}", 409)
+        link = (run_page, "Open the run in Prefect")
         if error:
-            return _page("Consent cancelled", "Xero reported: " + error, 200)
+            return _page("Consent cancelled", f"Xero reported: {error}. {message}", 200, link)
+        if kind == "choose":
+            return _page(
+                "One more step: choose the organisation",
+                "You connected several Xero organisations. Open the run in Prefect, press "
+                "⋮ → Resume and pick the organisation this credential sends bills to. "
+                + message,
+                200,
+                link,
+            )
+        if kind == "failed":
+            return _page("Could not complete", message, 409, link)
+        if kind == "completed":
+            return _page(
+                "Xero connected",
+                "The credential is ready to connect to an integration. You may close this "
+                "window.",
+                200,
+                link,
+            )
         return _page(
             "Xero connected",
-            "Thank you: the flow run continues. You may close this window.",
+            "Thank you: the flow run continues; follow it in Prefect.",
             200,
+            link,
         )
 
     async def healthz(_: Request) -> PlainTextResponse:

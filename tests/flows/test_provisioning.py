@@ -133,8 +133,11 @@ def test_ttl_expiry_fails_the_run_removes_the_credential_and_refuses_a_late_call
     late = consent(link.url, UK)
     assert late.status_code == 400
     assert "not valid" in late.text
-    assert "not completed in time" in run_logs_and_artifacts(link.flow_run_id)
+    assert "expired" in run_logs_and_artifacts(link.flow_run_id)
     assert credential_rows() == []
+    # The run page says what happened and what to do next, not Prefect's generic line.
+    assert "The Go to Xero link expired at" in state.message
+    assert "Run provision_xero_credential again" in state.message
 
 
 def test_bad_and_reused_state_are_refused_and_change_nothing(
