@@ -8,6 +8,7 @@ with ``InvalidInput`` naming the field, so a form can point at what to fix.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -34,7 +35,9 @@ __all__ = [
     "IntegrationStatus",
     "SortBy",
     "SplitUsage",
+    "SharedAccounts",
     "parsed_filter",
+    "shared_accounts",
     "validate_config",
 ]
 
@@ -293,3 +296,42 @@ def _parse_cached(text: str) -> AccountFilter:
 def parsed_filter(config: IntegrationConfig) -> AccountFilter | None:
     """The config's filter, parsed once per distinct text (the text was checked on save)."""
     return _parse_cached(config.account_filter) if config.account_filter else None
+
+
+@dataclass(frozen=True)
+class SharedAccounts:
+    """Accounts whose bills two integrations would both send.
+
+    ``unbounded``: every account (``ids`` are then those neither sends); else exactly ``ids``.
+    """
+
+    unbounded: bool
+    ids: tuple[str, ...] = ()
+
+    def describe(self, limit: int = 10) -> str:
+        """``all accounts``, or the ids: at most ``limit`` of them and how many more."""
+        if self.unbounded:
+            return "all accounts" + (f" except {_some(self.ids, limit)}" if self.ids else "")
+        return _some(self.ids, limit)
+
+
+def _some(ids: tuple[str, ...], limit: int) -> str:
+    shown = ", ".join(ids[:limit])
+    return f"{shown} and {len(ids) - limit} more" if len(ids) > limit else shown
+
+
+def shared_accounts(a: IntegrationConfig, b: IntegrationConfig) -> SharedAccounts | None:
+    """The accounts both integrations send bills for, or None when their account sets are apart.
+
+    An empty ``account_ids`` means every account less its ``restricted_account_ids``. The
+    filter expression is not compared: two filters cannot in general be shown disjoint.
+    """
+    restricted = set(a.restricted_account_ids) | set(b.restricted_account_ids)
+    if not a.account_ids and not b.account_ids:
+        return SharedAccounts(unbounded=True, ids=tuple(sorted(restricted)))
+    if not a.account_ids or not b.account_ids:
+        listed = set(a.account_ids or b.account_ids)
+    else:
+        listed = set(a.account_ids) & set(b.account_ids)
+    both = tuple(sorted(listed - restricted))
+    return SharedAccounts(unbounded=False, ids=both) if both else None

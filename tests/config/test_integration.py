@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from config.integration import (
     SortBy,
     SplitUsage,
     parsed_filter,
+    shared_accounts,
     validate_config,
 )
 from config.line_items import LINE_ITEM_TYPES
@@ -167,3 +169,36 @@ def test_line_item_types_are_the_wire_models_own() -> None:
 
     assert models.LINE_ITEM_TYPES is LINE_ITEM_TYPES
     assert len(LINE_ITEM_TYPES) == 19
+
+
+def _accounts(allowed: list[str], restricted: Sequence[str] = ()) -> IntegrationConfig:
+    return validate_config(
+        {"name": "n", "account_ids": allowed, "restricted_account_ids": list(restricted)}
+    )
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "shared"),
+    [
+        (([],), ([],), "all accounts"),
+        (([], ["r1"]), ([], ["r2"]), "all accounts except r1, r2"),
+        (([], ["a2"]), (["a1", "a2", "a3"],), "a1, a3"),
+        ((["a1", "a2", "a3"],), ([], ["a2"]), "a1, a3"),
+        (([], ["a1", "a2"]), (["a1", "a2"],), None),
+        ((["a1", "a2"],), (["a2", "a3"],), "a2"),
+        ((["a1"],), (["a2"],), None),
+        ((["a1"], ["a2"]), (["a2"], ["a1"]), None),
+    ],
+)
+def test_shared_accounts(a: tuple, b: tuple, shared: str | None) -> None:
+    found = shared_accounts(_accounts(*a), _accounts(*b))
+    assert (found.describe() if found else None) == shared
+    again = shared_accounts(_accounts(*b), _accounts(*a))
+    assert (again.describe() if again else None) == shared
+
+
+def test_shared_accounts_lists_at_most_ten() -> None:
+    ids = [f"acc-{n:02}" for n in range(25)]
+    found = shared_accounts(_accounts(ids), _accounts([]))
+    assert found is not None and not found.unbounded and len(found.ids) == 25
+    assert found.describe() == ", ".join(ids[:10]) + " and 15 more"

@@ -3,6 +3,8 @@ and refusals that leave stored data as it was."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import text
 
@@ -46,12 +48,12 @@ def creds(engine, encryption_key) -> CredentialStore:
     return CredentialStore(engine, Cipher(encryption_key))
 
 
-def active_credential(creds: CredentialStore, name: str) -> str:
+def active_credential(creds: CredentialStore, name: str, tenant: str = "tenant") -> str:
     pending = creds.create_pending(name)
     creds.activate(
         pending.credential_id,
-        "tenant",
-        "Org",
+        tenant,
+        f"Org {tenant}",
         TokenSet(access_token="a", refresh_token="r", expires_at=9e9),
     )
     return pending.credential_id
@@ -174,3 +176,178 @@ def test_delete(store):
     store.delete(view.id)
     with pytest.raises(NotFound):
         store.get(view.id)
+
+
+# -- two integrations on one Xero organisation must not share accounts ----------------------
+def refused_overlap(call, engine, *, field: str, other: str, shared: str) -> InvalidInput:
+    before = snapshot(engine)
+    with pytest.raises(InvalidInput) as refused:
+        call()
+    assert refused.value.field == field
+    message = str(refused.value)
+    assert message.startswith(f"{field}: ") and "\n" not in message
+    assert f"integration {other!r}" in message and f"shared: {shared})" in message
+    assert snapshot(engine) == before
+    return refused.value
+
+
+def test_connect_refuses_a_second_integration_on_the_same_accounts_of_one_org(
+    store, creds, engine
+):
+    everything = store.create({"name": "Everything"})
+    store.connect(everything.id, active_credential(creds, "Books", tenant="T1"))
+    same_org = active_credential(creds, "Books again", tenant="T1")
+    other_org = active_credential(creds, "Other books", tenant="T2")
+
+    twin = store.create({"name": "Twin"})
+    refused_overlap(
+        lambda: store.connect(twin.id, same_org),
+        engine, field="credential", other="Everything", shared="all accounts",
+    )
+    assert store.get(twin.id).status is IntegrationStatus.NOT_CONNECTED
+    # Another organisation has its own invoice numbers: no collision.
+    assert store.connect(twin.id, other_org).status is IntegrationStatus.CONNECTED
+    # change_credential goes through connect too.
+    refused_overlap(
+        lambda: store.connect(twin.id, "Books again"),
+        engine, field="credential", other="Everything", shared="all accounts",
+    )
+    assert store.get(twin.id).credential_name == "Other books"
+
+    listed = store.create({"name": "Listed", "account_ids": ["acc-1", "acc-2"]})
+    refused_overlap(
+        lambda: store.connect(listed.id, same_org),
+        engine, field="credential", other="Everything", shared="acc-1, acc-2",
+    )
+
+
+def test_all_but_restricted_meets_a_list_only_outside_the_restricted_ones(store, creds, engine):
+    most = store.create({"name": "Most", "restricted_account_ids": ["acc-1", "acc-2"]})
+    store.connect(most.id, active_credential(creds, "Books", tenant="T1"))
+    same_org = active_credential(creds, "Books again", tenant="T1")
+    apart = store.create({"name": "Apart", "account_ids": ["acc-1", "acc-2"]})
+    assert store.connect(apart.id, same_org).status is IntegrationStatus.CONNECTED
+
+    third = store.create({"name": "Third", "account_ids": ["acc-2", "acc-3"]})
+    refused_overlap(
+        lambda: store.connect(third.id, same_org),
+        engine, field="credential", other="Most", shared="acc-3",
+    )
+    also_most = store.create({"name": "Also most", "restricted_account_ids": ["acc-3"]})
+    refused_overlap(
+        lambda: store.connect(also_most.id, same_org),
+        engine, field="credential", other="Most", shared="all accounts except acc-1, acc-2, acc-3",
+    )
+
+
+def test_two_lists_meet_on_their_intersection_and_a_long_one_is_cut_at_ten(store, creds, engine):
+    ids = [f"acc-{n:02}" for n in range(30)]
+    first = store.create({"name": "First", "account_ids": ids[:20]})
+    store.connect(first.id, active_credential(creds, "Books", tenant="T1"))
+    same_org = active_credential(creds, "Books again", tenant="T1")
+    second = store.create({"name": "Second", "account_ids": ids[5:30]})
+    error = refused_overlap(
+        lambda: store.connect(second.id, same_org),
+        engine, field="credential", other="First",
+        shared=", ".join(ids[5:15]) + " and 5 more",
+    )
+    assert ids[15] not in str(error)
+    disjoint = store.update(second.id, {"account_ids": ids[20:30]})
+    assert store.connect(disjoint.id, same_org).status is IntegrationStatus.CONNECTED
+
+
+def test_create_with_a_credential_is_one_transaction(store, creds, engine):
+    first = store.create({"name": "First"}, credential=active_credential(creds, "A", tenant="T1"))
+    assert first.status is IntegrationStatus.CONNECTED
+    same_org = active_credential(creds, "B", tenant="T1")
+    refused_overlap(
+        lambda: store.create({"name": "Second"}, credential=same_org),
+        engine, field="credential", other="First", shared="all accounts",
+    )
+    with pytest.raises(InvalidInput, match="no credential"):
+        store.create({"name": "Third"}, credential="missing")
+    assert [v.name for v in store.list()] == ["First"]
+
+
+def test_new_account_lists_of_a_connected_integration_are_checked(store, creds, engine):
+    north = store.create({"name": "North", "account_ids": ["acc-1", "acc-2"]})
+    store.connect(north.id, active_credential(creds, "Books", tenant="T1"))
+    south = store.create({"name": "South", "account_ids": ["acc-3"]})
+    store.connect(south.id, active_credential(creds, "Books again", tenant="T1"))
+
+    refused_overlap(
+        lambda: store.update(south.id, {"account_ids": ["acc-2", "acc-3"]}),
+        engine, field="account_ids", other="North", shared="acc-2",
+    )
+    refused_overlap(
+        lambda: store.update(south.id, {"account_ids": []}),
+        engine, field="account_ids", other="North", shared="acc-1, acc-2",
+    )
+    # All but North's accounts: apart; then lifting a restriction makes them meet.
+    apart = store.update(
+        south.id, {"account_ids": [], "restricted_account_ids": ["acc-1", "acc-2"]}
+    )
+    assert apart.config.account_ids == []
+    refused_overlap(
+        lambda: store.update(south.id, {"restricted_account_ids": ["acc-1"]}),
+        engine, field="restricted_account_ids", other="North", shared="acc-2",
+    )
+    # Other options and unconnected integrations are not checked against anyone.
+    assert store.update(south.id, {"sort_line_items_by": "SUBTOTAL"}).config.sort_line_items_by
+    loose = store.create({"name": "Loose"})
+    assert store.update(loose.id, {"account_ids": ["acc-1"]}).config.account_ids == ["acc-1"]
+
+
+def test_a_disabled_integration_still_holds_its_accounts(store, creds, engine):
+    held = store.create({"name": "Held"})
+    store.connect(held.id, active_credential(creds, "Books", tenant="T1"))
+    store.disable(held.id, "maintenance")
+    newcomer = store.create({"name": "Newcomer"})
+    refused_overlap(
+        lambda: store.connect(newcomer.id, active_credential(creds, "Again", tenant="T1")),
+        engine, field="credential", other="Held", shared="all accounts",
+    )
+
+
+def test_enable_refuses_an_overlap_stored_before_the_rule(store, creds, engine):
+    old = store.create({"name": "Old"})
+    store.connect(old.id, active_credential(creds, "Books", tenant="T1"))
+    legacy = store.create({"name": "Legacy"})
+    store.disable(legacy.id, "paused")
+    with engine.begin() as conn:  # as an older version could have stored it
+        conn.execute(
+            text("update integrations set credential_id = :c where id = :i"),
+            {"c": active_credential(creds, "Again", tenant="T1"), "i": legacy.id},
+        )
+    refused_overlap(
+        lambda: store.enable(legacy.id),
+        engine, field="integration", other="Old", shared="all accounts",
+    )
+    assert store.get(legacy.id).status is IntegrationStatus.DISABLED
+    store.disconnect(old.id)
+    assert store.enable(legacy.id).status is IntegrationStatus.CONNECTED
+
+
+def test_concurrent_connects_to_one_org_let_exactly_one_through(store, creds):
+    views = [store.create({"name": f"Racer {n}"}) for n in range(6)]
+    credentials = [active_credential(creds, f"C{n}", tenant="T1") for n in range(6)]
+    start = threading.Barrier(len(views))
+    outcomes: list[str] = []
+
+    def race(view, credential) -> None:
+        start.wait()
+        try:
+            store.connect(view.id, credential)
+            outcomes.append("connected")
+        except InvalidInput:
+            outcomes.append("refused")
+
+    pairs = zip(views, credentials, strict=True)
+    threads = [threading.Thread(target=race, args=pair) for pair in pairs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes) == ["connected"] + ["refused"] * 5
+    connected = [v for v in store.list() if v.status is IntegrationStatus.CONNECTED]
+    assert len(connected) == 1
