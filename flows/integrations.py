@@ -1,6 +1,9 @@
 """Integration flows: create, update, list, delete, enable/disable, and (dis)connect credentials.
 
-Each flow's parameters render as a form in the Prefect UI. Every refusal names the field and
+Each flow's parameters render as a form in the Prefect UI; each docstring's first line and
+``Args:`` are the form's description and help. A refusal (bad option, unknown integration or
+credential, accounts that another integration on the same Xero organisation already sends)
+ends the run Failed at once with one line naming the field, ``field: what is wrong``, and
 leaves stored data as it was (validation happens before any write).
 """
 
@@ -10,8 +13,10 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.states import Failed, State
 
-from config.integration import IntegrationConfig
+from config.errors import InvalidInput, NotFound, RunFailed
+from config.integration import IntegrationConfig, validate_config
 from config.settings import get_settings
 from store.factory import integration_store
 from store.integrations import IntegrationStore, IntegrationView
@@ -47,34 +52,65 @@ def _report(view: IntegrationView, action: str) -> dict[str, Any]:
     return view.model_dump(mode="json")
 
 
-@flow(name="create_integration")
-def create_integration(config: IntegrationConfig, credential: str | None = None) -> dict:
+def _refused(exc: InvalidInput | NotFound, field: str) -> State:
+    """The run ends Failed with one line naming the field (``RunFailed``: no traceback)."""
+    line = str(exc) if isinstance(exc, InvalidInput) and exc.field else f"{field}: {exc}"
+    get_run_logger().error("refused: %s", line)
+    return Failed(message=line, data=RunFailed(line))
+
+
+def _options(config: Any) -> IntegrationConfig:
+    """The form's options, checked here: Prefect does not validate them first (a pydantic dump
+    in the run's state is no answer to a person), so a refusal is one line naming the field."""
+    if isinstance(config, IntegrationConfig):
+        config = config.model_dump(mode="json")
+    try:
+        return validate_config(config)
+    except InvalidInput as exc:
+        if exc.field is None:
+            raise InvalidInput(str(exc), field="config") from None
+        raise
+
+
+@flow(name="create_integration", validate_parameters=False)
+def create_integration(config: IntegrationConfig, credential: str = "") -> dict | State:
     """Create an integration from every console option; optionally connect a credential.
 
     Args:
-        config: the integration's options (name, accounts, entity and Xero options).
-        credential: name or id of an ACTIVE Xero credential to connect now (optional).
+        config: the integration's options: name, accounts, who is told of failures, which
+            bills and lines are sent, and how the Xero document is laid out.
+        credential: name or id of an ACTIVE Xero credential to connect now; empty: connect
+            one later with connect_credential.
     """
-    store = integrations()
-    view = store.create(config)
-    if credential:
-        try:
-            view = store.connect(view.id, credential)
-        except Exception:
-            store.delete(view.id)  # all or nothing: a refused credential stores nothing
-            raise
+    try:
+        options = _options(config)
+        view = integrations().create(options, credential=(credential or "").strip() or None)
+    except InvalidInput as exc:
+        return _refused(exc, "config")
     return _report(view, "created")
 
 
-@flow(name="update_integration")
-def update_integration(integration: str, changes: dict[str, Any]) -> dict:
-    """Change options of an integration (name or id): ``changes`` maps option → new value."""
-    return _report(integrations().update(integration, changes), "updated")
+@flow(name="update_integration", validate_parameters=False)
+def update_integration(integration: str, changes: dict[str, Any]) -> dict | State:
+    """Change some options of an integration; the others keep their values.
+
+    Args:
+        integration: name or id of the integration.
+        changes: option name → new value, e.g. {"sort_line_items_by": "SUBTOTAL",
+            "account_ids": ["acc-1"]}; the names are those of create_integration's options.
+    """
+    try:
+        view = integrations().update(integration, changes)
+    except InvalidInput as exc:
+        return _refused(exc, "changes")
+    except NotFound as exc:
+        return _refused(exc, "integration")
+    return _report(view, "updated")
 
 
 @flow(name="list_integrations")
 def list_integrations() -> list[dict[str, Any]]:
-    """All integrations as a table artifact: name, id, status and credential."""
+    """List every integration as a table artifact: name, id, status and credential."""
     rows = [
         {
             "name": v.name,
@@ -92,34 +128,86 @@ def list_integrations() -> list[dict[str, Any]]:
 
 
 @flow(name="delete_integration")
-def delete_integration(integration: str) -> str:
-    view = integrations().delete(integration)
+def delete_integration(integration: str) -> str | State:
+    """Delete an integration; what it already sent to Xero stays there.
+
+    Args:
+        integration: name or id of the integration.
+    """
+    try:
+        view = integrations().delete(integration)
+    except NotFound as exc:
+        return _refused(exc, "integration")
     get_run_logger().info("deleted integration %r (%s)", view.name, view.id)
     return view.id
 
 
 @flow(name="enable_integration")
-def enable_integration(integration: str) -> dict:
-    return _report(integrations().enable(integration), "enabled")
+def enable_integration(integration: str) -> dict | State:
+    """Enable a disabled integration: the next sync sends its bills again.
+
+    Args:
+        integration: name or id of the integration.
+    """
+    try:
+        return _report(integrations().enable(integration), "enabled")
+    except (InvalidInput, NotFound) as exc:
+        return _refused(exc, "integration")
 
 
 @flow(name="disable_integration")
-def disable_integration(integration: str, reason: str = "disabled by a person") -> dict:
-    return _report(integrations().disable(integration, reason), "disabled")
+def disable_integration(integration: str, reason: str = "disabled by a person") -> dict | State:
+    """Disable an integration: syncs skip it until it is enabled again.
+
+    Args:
+        integration: name or id of the integration.
+        reason: why, shown with its status.
+    """
+    try:
+        return _report(integrations().disable(integration, reason), "disabled")
+    except NotFound as exc:
+        return _refused(exc, "integration")
 
 
 @flow(name="connect_credential")
-def connect_credential(integration: str, credential: str) -> dict:
-    """Connect an ACTIVE Xero credential (name or id) to an integration."""
-    return _report(integrations().connect(integration, credential), "connected")
+def connect_credential(integration: str, credential: str) -> dict | State:
+    """Connect an ACTIVE Xero credential to an integration.
+
+    Args:
+        integration: name or id of the integration.
+        credential: name or id of an ACTIVE Xero credential (see list_credentials).
+    """
+    return _connect(integration, credential, "connected")
 
 
 @flow(name="change_credential")
-def change_credential(integration: str, credential: str) -> dict:
-    """Replace the credential an integration sends with."""
-    return _report(integrations().connect(integration, credential), "changed credential of")
+def change_credential(integration: str, credential: str) -> dict | State:
+    """Replace the credential an integration sends with.
+
+    Args:
+        integration: name or id of the integration.
+        credential: name or id of the ACTIVE Xero credential to send with from now on.
+    """
+    return _connect(integration, credential, "changed credential of")
+
+
+def _connect(integration: str, credential: str, action: str) -> dict | State:
+    try:
+        return _report(integrations().connect(integration, credential), action)
+    except InvalidInput as exc:
+        return _refused(exc, "credential")
+    except NotFound as exc:
+        return _refused(exc, "integration")
 
 
 @flow(name="disconnect_credential")
-def disconnect_credential(integration: str) -> dict:
-    return _report(integrations().disconnect(integration), "disconnected")
+def disconnect_credential(integration: str) -> dict | State:
+    """Disconnect an integration's credential: syncs skip it until one is connected.
+
+    Args:
+        integration: name or id of the integration.
+    """
+    try:
+        return _report(integrations().disconnect(integration), "disconnected")
+    except NotFound as exc:
+        return _refused(exc, "integration")

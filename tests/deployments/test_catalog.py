@@ -1,12 +1,16 @@
 """The flows we serve and the flows prefect.yaml deploys are the same set, with the same names
-and entrypoints; only sync_bills is scheduled."""
+and entrypoints; only sync_bills is scheduled; every form says what its flow does."""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
+from prefect.utilities.callables import parameter_schema
 
 from deployments.catalog import DEFAULT_SYNC_CRON, FLOWS, SCHEDULED, flows_to_serve
 
@@ -34,3 +38,47 @@ def test_serve_builds_one_deployment_per_flow_with_the_sync_on_its_cron():
     sync = deployments["sync_bills"]
     assert [s.schedule.cron for s in sync.schedules] == ["*/5 * * * *"]
     assert not deployments["provision_xero_credential"].schedules
+
+
+# Flows of other modules whose help is incomplete today (reported; not this module's to edit).
+HELP_GAPS = {
+    "delete_credential": "flows/credentials.py: parameter 'credential' has no Args: help",
+    "revoke_credential": "flows/credentials.py: parameter 'credential' has no Args: help",
+}
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        pytest.param(m, n, marks=pytest.mark.xfail(reason=HELP_GAPS[n]))
+        if n in HELP_GAPS
+        else (m, n)
+        for m, n in FLOWS
+    ],
+)
+def test_every_form_says_what_the_flow_does_and_helps_with_every_parameter(module, name):
+    """The deployment's description is the docstring's first line; each parameter's help is
+    its ``Args:`` line (Prefect reads them into the form), never "None"."""
+    flow = getattr(importlib.import_module(module), name)
+    assert flow.description and flow.description.strip() != "None", name
+    assert flow.description.splitlines()[0].strip(), name
+    schema = parameter_schema(flow).model_dump()
+    for parameter, prop in schema["properties"].items():
+        assert (prop.get("description") or "").strip(), f"{name}({parameter}) has no help"
+
+
+@pytest.mark.parametrize("name", [n for m, n in FLOWS if m == "flows.integrations"])
+def test_integration_forms_have_no_field_of_type_none(name):
+    flow = getattr(importlib.import_module("flows.integrations"), name)
+    schema = parameter_schema(flow).model_dump()
+    assert not [n for n in _walk(schema) if n.get("type") == "null" or "anyOf" in n]

@@ -3,11 +3,14 @@ name the field and store nothing."""
 
 from __future__ import annotations
 
+import time
 from uuid import UUID
 
+import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
+from config.errors import RunFailed
 from flows.integrations import (
     change_credential,
     connect_credential,
@@ -89,3 +92,105 @@ def test_bad_input_fails_the_run_naming_the_field_and_stores_nothing(app_env):
     )
     assert state.is_failed() and "credential" in state.message
     assert list_integrations() == []
+
+
+# -- refusals: one line naming the field, at once, nothing stored ----------------------------
+def stored() -> list[dict]:
+    from flows.integrations import integrations
+
+    return [v.model_dump(mode="json", exclude={"updated_at"}) for v in integrations().list()]
+
+
+def assert_refused(state, field: str, *fragments: str) -> str:
+    """A Failed run whose message is one readable line that starts with the field."""
+    assert state.is_failed(), state
+    message = state.message or ""
+    assert message.startswith(f"{field}: "), message
+    assert "\n" not in message and "validation error" not in message.lower(), message
+    for fragment in fragments:
+        assert fragment in message, message
+    ended = state.result(raise_on_failure=False)
+    assert isinstance(ended, RunFailed) and str(ended) == message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "fragment"),
+    [
+        ({"name": "Bad", "account_filter": "country =="}, "account_filter", "position"),
+        ({"name": "Bad", "account_filter": "address.country == UK AND"}, "account_filter", "AND"),
+        ({"name": "Bad", "notification_users": ["ops@example.com", "ops"]}, "notification_users",
+         "not an e-mail address: ops"),
+        ({"name": "Bad", "account_ids": ["a"], "restricted_account_ids": ["a"]},
+         "restricted_account_ids", "both allowed and restricted: a"),
+        ({"name": "Bad", "excluded_line_item_types": ["TAX"]}, "excluded_line_item_types", "TAX"),
+        ({"name": "Bad", "split_usage_line_items": "PER_LINE"}, "split_usage_line_items", ""),
+        ({"name": "Bad", "colour": "red"}, "colour", "Extra inputs"),
+        ({"name": "  "}, "name", "a name is required"),
+        ({}, "name", "required"),
+        ("not options", "config", "mapping"),
+    ],
+)
+def test_bad_options_fail_the_run_at_once_with_one_line(app_env, config, field, fragment):
+    started = time.perf_counter()
+    state = create_integration(config=config, return_state=True)
+    elapsed = time.perf_counter() - started
+    assert_refused(state, field, fragment)
+    assert elapsed < 2, elapsed
+    assert stored() == []
+
+
+def test_unknown_names_and_bad_changes_fail_with_one_line_and_change_nothing(app_env):
+    active("Books")
+    create_integration({"name": "EU", "account_ids": ["a1"]}, credential="Books")
+    before = stored()
+
+    for run in (
+        lambda: update_integration("Nope", {"sort_line_items_by": "SUBTOTAL"}, return_state=True),
+        lambda: delete_integration("Nope", return_state=True),
+        lambda: enable_integration("Nope", return_state=True),
+        lambda: disable_integration("Nope", return_state=True),
+        lambda: connect_credential("Nope", "Books", return_state=True),
+        lambda: change_credential("Nope", "Books", return_state=True),
+        lambda: disconnect_credential("Nope", return_state=True),
+    ):
+        assert_refused(run(), "integration", "no integration 'Nope'")
+    assert_refused(connect_credential("EU", "Nobody", return_state=True), "credential", "Nobody")
+    assert_refused(
+        update_integration("EU", {"account_filter": "address.country =="}, return_state=True),
+        "account_filter",
+        "position",
+    )
+    assert_refused(update_integration("EU", {"colour": "red"}, return_state=True), "colour")
+    assert_refused(update_integration("EU", ["colour"], return_state=True), "changes")
+    assert stored() == before
+
+
+def test_a_second_integration_on_the_same_accounts_of_an_org_is_refused(app_env):
+    active("Books")
+    active("Books again")  # the same organisation (tenant-x)
+    create_integration({"name": "All", "restricted_account_ids": ["a9"]}, credential="Books")
+    before = stored()
+    state = create_integration(
+        {"name": "Some", "account_ids": ["a1", "a9"]}, credential="Books again", return_state=True
+    )
+    assert_refused(state, "credential", "integration 'All'", "shared: a1)")
+    assert stored() == before
+
+    create_integration({"name": "Apart", "account_ids": ["a9"]}, credential="Books again")
+    before = stored()
+    assert_refused(
+        update_integration("Apart", {"account_ids": ["a9", "a2"]}, return_state=True),
+        "account_ids",
+        "integration 'All'",
+        "shared: a2)",
+    )
+    create_integration({"name": "Loose"})
+    before = stored()
+    assert_refused(
+        connect_credential("Loose", "Books", return_state=True),
+        "credential",
+        "integration 'All'",
+        "shared: all accounts except a9)",
+    )
+    assert stored() == before
