@@ -675,7 +675,7 @@ def _sync(
         count = integration_store(settings).record_run(integration.id, failed=failing)
         if failing and count >= settings.auto_disable_after_failed_runs:
             report.disabled = _disable(
-                integration, f"{count} failing sync runs in a row (last: {report.failed} bill(s))"
+                integration, f"{count} failing sync runs in a row (last: {report.message()})"
             )
     logger.info(
         "%s: sent %d, updated %d, unchanged %d, skipped %d, failed %d",
@@ -715,7 +715,8 @@ def _named(accounts: AccountLookup, failures: list[BillFailure], logger: Any) ->
 
 
 # -- entry points ----------------------------------------------------------------------------
-def _targets(names: list[str] | None) -> list[IntegrationView]:
+def _asked(names: list[str] | None) -> list[IntegrationView]:
+    """The integrations named (by name or id), or all of them, whatever their status."""
     views = integration_store(get_settings()).list()
     if names:
         wanted = set(names)
@@ -723,7 +724,28 @@ def _targets(names: list[str] | None) -> list[IntegrationView]:
         if unknown:
             raise NotFound(f"no integration(s) named {', '.join(sorted(unknown))}")
         views = [v for v in views if v.name in wanted or v.id in wanted]
-    return [v for v in views if v.status is IntegrationStatus.CONNECTED]
+    return views
+
+
+def _targets(names: list[str] | None) -> list[IntegrationView]:
+    return [v for v in _asked(names) if v.status is IntegrationStatus.CONNECTED]
+
+
+def _not_rerun(settings: Settings, view: IntegrationView, waiting: int) -> IntegrationReport:
+    """An integration whose failed bills a rerun cannot send: disabled, or not connected."""
+    if view.status is IntegrationStatus.DISABLED:
+        todo = "fix the cause, then enable_integration and rerun_failed_syncs"
+    else:
+        todo = "connect_credential, then rerun_failed_syncs"
+    return IntegrationReport(
+        view.name,
+        view.id,
+        organisation=_organisation(settings, view),
+        problem=(
+            f"not rerun: {waiting} failed bill{'' if waiting == 1 else 's'} wait "
+            f"({view.status_detail}); {todo}"
+        ),
+    )
 
 
 def _summarise(reports: list[IntegrationReport], dry_run: bool) -> Any:
@@ -923,9 +945,9 @@ def rerun_failed_syncs(
     """
     tune_process()
     settings = get_settings()
-    targets = _targets([integration] if integration else None)
+    asked = _asked([integration] if integration else None)
     entries = Ledger(database(settings)).entries(
-        integration_ids=[v.id for v in targets],
+        integration_ids=[v.id for v in asked],
         bill_ids=bills,
         outcomes=RETRYABLE,
         since=since.timestamp() if since else None,
@@ -933,7 +955,18 @@ def rerun_failed_syncs(
     by_integration: dict[str, list[str]] = {}
     for entry in entries:
         by_integration.setdefault(entry.integration_id, []).append(entry.bill_id)
-    get_run_logger().info("%d failed bill(s) to rerun", len(entries))
-    views = [v for v in targets if v.id in by_integration]
-    per_view = {v.id: {"bill_ids": by_integration[v.id]} for v in views}
-    return _summarise(_concurrently(views, per_view), dry_run=False)
+    views = [v for v in asked if v.id in by_integration]
+    targets = [v for v in views if v.status is IntegrationStatus.CONNECTED]
+    # Failed bills of a disabled or unconnected integration wait: the run says so and fails,
+    # rather than end "all bills synced" with nothing rerun.
+    left = [
+        _not_rerun(settings, v, len(by_integration[v.id]))
+        for v in views
+        if v.status is not IntegrationStatus.CONNECTED
+    ]
+    get_run_logger().info(
+        "%d failed bill(s) to rerun",
+        sum(len(by_integration[v.id]) for v in targets),
+    )
+    per_view = {v.id: {"bill_ids": by_integration[v.id]} for v in targets}
+    return _summarise(_concurrently(targets, per_view) + left, dry_run=False)

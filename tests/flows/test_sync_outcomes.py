@@ -143,6 +143,38 @@ def test_missing_mappings_fail_every_run_until_mapped_then_a_rerun_completes(
     assert sync_bills(return_state=True).is_completed()
 
 
+def test_a_rerun_does_not_pass_over_an_integration_its_failures_disabled(
+    sync_env, connect, xero_server, m3ter_sandbox
+):
+    """Failing runs in a row disable the integration (AUTO_DISABLE_AFTER_FAILED_RUNS, 3): a
+    rerun then cannot send its failed bills, and says so instead of "all bills synced"."""
+    from flows.integrations import enable_integration, integrations
+
+    main = connect("Disabled by failures", use_external_mapping_account_code=True)
+    for _ in range(get_settings().auto_disable_after_failed_runs):
+        assert sync_bills(return_state=True).is_failed()
+    view = integrations().get(main["id"])
+    assert view.status.value == "DISABLED"
+    missing = {
+        b for b, e in ledger_of(main["id"]).items() if e.outcome is Outcome.MISSING_ACCOUNT_MAPPING
+    }
+    n = len(missing)
+    assert f"{n} bills not sent: {n} missing account mapping" in view.disabled_reason
+
+    for account in unmapped_accounts(m3ter_sandbox):
+        m3ter_sandbox.add_mapping({"m3terId": account["id"], "externalId": str(uuid.uuid4())})
+    skipped = rerun_failed_syncs(return_state=True)
+    assert skipped.is_failed()
+    assert skipped.message.startswith(f"Disabled by failures not rerun: {n} failed bills wait")
+    assert "enable_integration" in skipped.message
+    assert not missing & set(xero_docs(xero_server, main["tenant_id"]))
+
+    enable_integration(main["id"])
+    rerun = rerun_failed_syncs(return_state=True)
+    assert rerun.is_completed(), rerun.message
+    assert missing <= set(xero_docs(xero_server, main["tenant_id"]))
+
+
 def an_invalid_bill(m3ter_sandbox, account: dict[str, Any]) -> str:
     """A copy of one of ``account``'s bills in a currency Xero refuses."""
     record = next(r for r in m3ter_sandbox.bills if r.account_id == account["id"])
