@@ -61,13 +61,6 @@ def organisation_form(names: list[str]) -> type[RunInput]:
     )
 
 
-@task(name="create pending credential", cache_policy=NO_CACHE, persist_result=False)
-def create_pending_credential(name: str, entity_type: str, destination: str) -> Any:
-    pending = credentials().create_pending(name, entity_type, destination)
-    get_run_logger().info("created pending credential %r (%s)", name, pending.credential_id)
-    return pending
-
-
 @task(name="exchange code and read connections", cache_policy=NO_CACHE, persist_result=False)
 def exchange_code(credential_id: str, code: str) -> tuple[TokenSet, list[dict[str, Any]]]:
     """Tokens stay in this process's memory; only their ciphertext is ever stored."""
@@ -180,11 +173,13 @@ def provision_xero_credential(
         The credential's details (id, name, status, tenant); never a token.
     """
     logger = get_run_logger()
-    try:
-        pending = create_pending_credential(name, entity_type, destination)
-    except InvalidInput as exc:
-        return Failed(message=str(exc), data=RunFailed(str(exc)))
     store = credentials()
+    try:  # first, so that a refused name fails the run at once with one line
+        pending = store.create_pending(name, entity_type, destination)
+    except InvalidInput as exc:
+        logger.error("refused: %s", exc)
+        return Failed(message=str(exc), data=RunFailed(str(exc)))
+    logger.info("created pending credential %r (%s)", name, pending.credential_id)
     context = FlowRunContext.get()
     if context is not None and context.flow_run is not None:
         store.attach_flow_run(pending.credential_id, str(context.flow_run.id))

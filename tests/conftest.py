@@ -107,6 +107,15 @@ def xero_server() -> Iterator[ServerHandle]:
     handle.stop()
 
 
+@pytest.fixture(scope="session")
+def m3ter_server() -> Iterator[ServerHandle]:
+    from sandbox.m3ter.app import create_app as create_m3ter
+
+    handle = run_in_thread(create_m3ter(seed=7, accounts=10, bills_per_account=2))
+    yield handle
+    handle.stop()
+
+
 @pytest.fixture
 def xero_sandbox(xero_server: ServerHandle) -> Any:
     sandbox = xero_server.server.config.app.state.sandbox

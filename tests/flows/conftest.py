@@ -83,15 +83,6 @@ def in_background() -> Callable[..., Background]:
 __all__ = ["DEFAULT_ORGS"]
 
 
-@pytest.fixture(scope="session")
-def m3ter_server() -> Iterator[ServerHandle]:
-    from sandbox.m3ter.app import create_app as create_m3ter
-
-    handle = run_in_thread(create_m3ter(seed=7, accounts=10, bills_per_account=2))
-    yield handle
-    handle.stop()
-
-
 @pytest.fixture
 def m3ter_sandbox(m3ter_server: ServerHandle) -> Any:
     sandbox = m3ter_server.server.config.app.state.sandbox
