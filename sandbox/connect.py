@@ -47,10 +47,13 @@ def sandbox_credential(xero_url: str, name: str, org: str = DEFAULT_ORGS[0]) -> 
 def connect_integration(
     xero_url: str, name: str, org: str = DEFAULT_ORGS[0], **options: Any
 ) -> Connected:
-    """A new integration with ``options``, connected to a new sandbox credential for ``org``."""
+    """A new integration with ``options``, connected to a new sandbox credential for ``org``.
+
+    Refused (``InvalidInput``, no integration stored) when another integration on ``org``
+    already sends bills of some of the same accounts: give each its own ``account_ids``.
+    """
     from flows.integrations import integrations
 
     credential_id, tenant_id = sandbox_credential(xero_url, f"{name} credential", org)
-    view = integrations().create({"name": name, **options})
-    integrations().connect(view.id, credential_id)
+    view = integrations().create({"name": name, **options}, credential=credential_id)
     return Connected(view.id, name, tenant_id, credential_id)
