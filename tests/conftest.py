@@ -117,6 +117,13 @@ def m3ter_server() -> Iterator[ServerHandle]:
 
 
 @pytest.fixture
+def m3ter_sandbox(m3ter_server: ServerHandle) -> Any:
+    sandbox = m3ter_server.server.config.app.state.sandbox
+    sandbox.reset()
+    return sandbox
+
+
+@pytest.fixture
 def xero_sandbox(xero_server: ServerHandle) -> Any:
     sandbox = xero_server.server.config.app.state.sandbox
     sandbox.reset()

@@ -84,13 +84,6 @@ __all__ = ["DEFAULT_ORGS"]
 
 
 @pytest.fixture
-def m3ter_sandbox(m3ter_server: ServerHandle) -> Any:
-    sandbox = m3ter_server.server.config.app.state.sandbox
-    sandbox.reset()
-    return sandbox
-
-
-@pytest.fixture
 def sync_env(
     app_env: dict[str, str],
     xero_server: ServerHandle,
