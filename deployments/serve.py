@@ -44,7 +44,8 @@ def prefect_server(port: int, home: Path) -> Iterator[str]:
         + ["--host", "127.0.0.1", "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "PREFECT_HOME": str(home)},
+        # The UI is told where its API is: it otherwise assumes port 4200 whatever --port says.
+        env={**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_API_URL": api},
         start_new_session=True,  # Ctrl-C in the terminal must not kill it before serve stops
     )
     try:

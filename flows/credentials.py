@@ -18,7 +18,8 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.input import RunInput
 from prefect.states import Failed, State
-from pydantic import Field, create_model
+from pydantic import ConfigDict, Field, create_model
+from pydantic.json_schema import SkipJsonSchema
 
 from config.errors import AuthError, InvalidInput, NotFound, RunFailed
 from store.credentials import CredentialView, TokenSet
@@ -36,15 +37,20 @@ PAUSE_POLL_SECONDS = 1
 
 
 class XeroConsent(RunInput):
-    """Filled in by the consent callback when you allow access at Xero: do not resume by hand.
+    """What the consent callback hands the paused run: the code, or Xero's error."""
 
-    Follow the "Go to Xero" link at the top of this run instead; a Resume from here is refused
-    and the run keeps waiting.
-    """
+    # The form shows ``state`` alone; the callback's ``code``/``error`` must still pass the
+    # server's check of the input against the form's schema.
+    model_config = ConfigDict(extra="ignore")
 
-    state: str = Field(title="Filled in by the consent callback", description="leave empty")
-    code: str | None = Field(default=None, title="(callback only)", description="leave empty")
-    error: str | None = Field(default=None, title="(callback only)", description="leave empty")
+    state: str = Field(
+        title="Nothing to fill in: open the Go to Xero link in this run's logs",
+        description="This run waits for Xero. Follow the Go to Xero link at the top of the "
+        "logs, log in and allow access: the run then continues by itself. A Resume from this "
+        "form is refused and the run keeps waiting.",
+    )
+    code: SkipJsonSchema[str | None] = None
+    error: SkipJsonSchema[str | None] = None
 
 
 def organisation_form(names: list[str]) -> type[RunInput]:
