@@ -101,7 +101,7 @@ def _link_markdown(name: str, url: str, expires_at: float) -> str:
         f"[Go to Xero]({url}) — open it before **{_clock(expires_at)}** to connect credential "
         f"**{name}**.\n\n"
         "Log in to Xero, allow access and pick the organisation. If you connect several "
-        "organisations, this run then asks which one to use: ⋮ → Resume on this page. "
+        "organisations, this run then asks which one to use: press Resume on this page. "
         f"After {_clock(expires_at)} the link no longer works, the pending credential is "
         "removed and this run fails: run provision_xero_credential again for a new link."
     )
@@ -133,7 +133,7 @@ def _wait_for_consent(pending: Any, url: str) -> XeroConsent:
 def _choose_organisation(pending: Any, connections: list[dict[str, Any]]) -> dict[str, Any]:
     names = [c["tenantName"] for c in connections]
     get_run_logger().warning(
-        "%d organisations connected (%s): choose one with ⋮ → Resume on this run's page "
+        "%d organisations connected (%s): press Resume on this run's page and choose one "
         "before %s",
         len(names),
         ", ".join(names),
@@ -143,7 +143,7 @@ def _choose_organisation(pending: Any, connections: list[dict[str, Any]]) -> dic
         organisation_form(names),
         timeout=_remaining(pending.expires_at),
         key="organisation",
-        message=f"Choose the Xero organisation (⋮ → Resume) before {_clock(pending.expires_at)}",
+        message=f"Choose the Xero organisation: press Resume before {_clock(pending.expires_at)}",
         poll_interval=PAUSE_POLL_SECONDS,
     )
     return next(c for c in connections if c["tenantName"] == choice.organisation)
@@ -167,8 +167,8 @@ def provision_xero_credential(
     """Create a Xero credential: follow the "Go to Xero" link, consent, pick the organisation.
 
     The run pauses until you allow access at Xero (the link is at the top of the run, valid
-    for ten minutes). With several organisations it pauses once more: choose one with
-    ⋮ → Resume.
+    for ten minutes). With several organisations it pauses once more: press Resume and
+    choose one.
 
     Args:
         name: how the credential is listed; unique per destination and entity type.

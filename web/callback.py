@@ -152,8 +152,8 @@ def create_callback_app(
             return _page(
                 "One more step: choose the organisation",
                 "You connected several Xero organisations. Open the run in Prefect, press "
-                "⋮ → Resume and pick the organisation this credential sends bills to. "
-                + message,
+                "Resume (top right of the run's page) and pick the organisation this "
+                "credential sends bills to.",
                 200,
                 link,
             )

@@ -75,7 +75,7 @@ class Served:
         return self.wait(run_id, lambda r: r["state_type"] in TERMINAL, timeout)
 
     def resume(self, run_id: str, run_input: dict[str, Any]) -> dict[str, Any]:
-        """⋮ → Resume with the form filled in."""
+        """The run page's Resume button, with its form filled in."""
         return self.call("POST", f"/flow_runs/{run_id}/resume", json={"run_input": run_input})
 
     def retry(self, run_id: str) -> None:

@@ -1,6 +1,6 @@
 """Provisioning a credential as a person does it with ``make serve``: Run from the deployment's
 form, read the link at the top of the paused run, consent at Xero, choose the organisation with
-⋮ → Resume; a Resume by hand before consent does not destroy anything."""
+Resume; a Resume by hand before consent does not destroy anything."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_a_person_provisions_through_the_served_deployment(as_served, xero_sandb
     assert served.logged(run_id, lambda line: url in line and "before" in line)
     assert [r["name"] for r in credential_rows()] == ["Group books (Incomplete)"]
 
-    # ⋮ → Resume by hand, typing into the callback's fields: refused, the run waits again.
+    # Resume by hand, typing into the callback's fields: refused, the run waits again.
     served.resume(run_id, {"state": "typed by hand", "code": "1234"})
     run = served.wait(run_id, paused("consent-2"))
     assert credentials().get("Group books").status is CredentialStatus.PENDING

@@ -1,0 +1,250 @@
+"""``make serve`` on the embedded default, as a person starts it and uses it: its own Prefect
+server and UI, provisioning clicked through in headless Chromium, the schedule firing by
+itself, everything Prefect keeps in the project's data folder, and Ctrl-C stopping it promptly.
+
+Set ``SCREENSHOTS_DIR`` to keep the browser's screenshots (the README's come from here)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+
+from config.settings import get_settings
+from flows.consent_link import unattended
+from sandbox.serve import ServerHandle, free_port
+from sandbox.xero.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORGS
+from store.credentials import CredentialStatus
+from store.factory import forget_engines
+from tasks.xero.credentials import credentials
+from tests.served.conftest import Served, _deployments
+
+ROOT = Path(__file__).resolve().parents[2]
+UK, US = DEFAULT_ORGS
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def _default_sigint() -> None:
+    # A terminal's Ctrl-C; a process started in the background may inherit SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class Embedded(Served):
+    proc: subprocess.Popen[bytes]
+    folder: Path
+
+    @property
+    def ui(self) -> str:
+        return self.api.removesuffix("/api")
+
+
+@pytest.fixture(scope="module")
+def embedded(
+    xero_server: ServerHandle, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Embedded]:
+    folder = tmp_path_factory.mktemp("embedded")
+    port, callback = free_port(), f"http://127.0.0.1:{free_port()}"
+    env = {
+        "BILLSYNC_DATA_DIR": str(folder / "data"),
+        "BILLSYNC_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "BILLSYNC_XERO_REDIRECT_URI": f"{callback}/xero/callback",
+        "BILLSYNC_XERO_CLIENT_ID": DEFAULT_CLIENT_ID,
+        "BILLSYNC_XERO_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+        "BILLSYNC_XERO_LOGIN_URL": xero_server.url,
+        "BILLSYNC_XERO_IDENTITY_URL": xero_server.url,
+        "BILLSYNC_XERO_API_URL": xero_server.url,
+    }
+    child = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "BILLSYNC_"))}
+    child.update(env, HOME=str(folder / "home"))  # nothing may land in the user's ~/.prefect
+    output = folder / "serve.out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deployments.serve", "--prefect-port", str(port)]
+        + ["--interval", "15"],
+        cwd=ROOT,
+        env=child,
+        stdout=output.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_default_sigint,
+    )
+    served = Embedded(f"http://127.0.0.1:{port}/api", env, callback, output)
+    served.proc, served.folder = proc, folder
+    deadline = time.monotonic() + 150
+    while len(served.deployments) < 15:
+        assert proc.poll() is None, output.read_text()[-3000:]
+        assert time.monotonic() < deadline, "make serve did not come up in 150 s"
+        time.sleep(0.5)
+        served.deployments = _deployments(served.api)
+    try:
+        yield served
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def as_embedded(embedded: Embedded, clean_settings: pytest.MonkeyPatch) -> Embedded:
+    for key, value in embedded.env.items():
+        clean_settings.setenv(key, value)
+    get_settings.cache_clear()
+    forget_engines()
+    return embedded
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _shot(page, tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path))
+    keep = os.environ.get("SCREENSHOTS_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(keep) / path.name)
+
+
+def test_a_person_provisions_a_credential_in_the_prefect_ui(
+    as_embedded, xero_sandbox, browser, tmp_path
+):
+    served = as_embedded
+    deployment = served.deployments["provision_xero_credential"]
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    page.goto(f"{served.ui}/deployments/deployment/{deployment}/run")
+    page.locator("textarea").first.fill("UI books")
+    _shot(page, tmp_path, "provision-1-form")
+    page.get_by_role("button", name="Submit").click()
+    page.wait_for_url(re.compile(r"tab=Runs"))
+    (run,) = served.call(
+        "POST",
+        "/flow_runs/filter",
+        json={"flow_runs": {"deployment_id": {"any_": [deployment]}}},
+    )
+
+    # The run's page: the link to Xero and its expiry at the top of the logs.
+    page.goto(f"{served.ui}/runs/flow-run/{run['id']}")
+    link = page.locator("a[href*='/identity/connect/authorize']").first
+    link.wait_for(timeout=60_000)
+    assert "before" in page.inner_text("body") and "UTC" in page.inner_text("body")
+    _shot(page, tmp_path, "provision-2-paused-with-link")
+
+    # Xero (the sandbox): log in, connect both organisations, allow.
+    xero = browser.new_page(viewport={"width": 1000, "height": 700})
+    xero.goto(link.get_attribute("href"))
+    xero.fill("#email", "ops@example.com")
+    xero.fill("#password", "correct horse")
+    xero.click("#login")
+    for org in (UK, US):
+        xero.check(f"input[data-org='{org}']")
+    xero.click("#allow")
+    xero.wait_for_selector("#title", timeout=60_000)
+    assert xero.inner_text("#title") == "One more step: choose the organisation"
+    _shot(xero, tmp_path, "provision-3-callback-choose")
+
+    # Back on the run's page: Resume, pick the organisation from the dropdown, submit.
+    xero.click("#next")
+    xero.wait_for_url(re.compile(f"/runs/flow-run/{run['id']}"))
+    xero.get_by_role("button", name="Resume").click()
+    xero.locator(".p-modal .p-select-button__control").click()
+    if not xero.locator(".p-select-option").count():
+        xero.keyboard.press("ArrowDown")  # headless, the click focuses; the key opens the list
+    xero.locator(".p-select-option", has_text=US).click()
+    _shot(xero, tmp_path, "provision-4-choose-organisation")
+    xero.get_by_role("button", name="Submit").click()
+    served.wait(run["id"], lambda r: r["state_type"] == "COMPLETED", timeout=60)
+    xero.reload()
+    xero.get_by_text("Completed").first.wait_for(timeout=30_000)
+    _shot(xero, tmp_path, "provision-5-completed")
+
+    view = credentials().get("UI books")
+    assert (view.status, view.tenant_name) == (CredentialStatus.ACTIVE, US)
+
+
+def _descendants(pid: int) -> list[str]:
+    """Command lines of every process below ``pid``."""
+    children: dict[int, list[int]] = {}
+    commands: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        commands[int(entry.name)] = command.replace(b"\0", b" ").decode()
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found.append(commands.get(child, ""))
+        todo.extend(children.get(child, []))
+    return found
+
+
+def test_the_callback_resumes_the_run_on_serves_own_server_and_starts_no_other(
+    as_embedded, xero_sandbox
+):
+    served = as_embedded
+    run_id = served.run("provision_xero_credential", name="Embedded books")
+    served.wait(run_id, lambda r: r["state_type"] == "PAUSED")
+    (artifact,) = [a for a in served.artifacts([run_id]) if "Go to Xero" in str(a["data"])]
+    url = artifact["data"].split("(", 1)[1].split(")", 1)[0]
+    page = httpx.get(unattended(url, UK), follow_redirects=True, timeout=60)
+    assert page.status_code == 200, page.text
+    assert "Xero connected" in page.text
+    assert served.finished(run_id)["state_type"] == "COMPLETED"
+    assert not [c for c in _descendants(served.proc.pid) if "prefect.server.api.server" in c]
+
+
+def test_the_schedule_fires_prefect_lives_in_the_data_folder_and_ctrl_c_stops_serve(embedded):
+    served = embedded
+    deadline = time.monotonic() + 120
+    completed: list[dict] = []
+    while not completed:
+        assert time.monotonic() < deadline, "no scheduled sync_bills run completed in 120 s"
+        time.sleep(1)
+        completed = served.call(
+            "POST",
+            "/flow_runs/filter",
+            json={
+                "flow_runs": {
+                    "tags": {"all_": ["auto-scheduled"]},
+                    "state": {"type": {"any_": ["COMPLETED"]}},
+                }
+            },
+        )
+    # The scheduler made it (SQLAlchemy 2.1 broke Prefect 3.8.8's scheduler on every loop).
+    prefect_home = served.folder / "data" / "prefect"
+    log = prefect_home / "server.log"
+    assert log.exists() and (prefect_home / "prefect.db").exists()
+    assert "bulk DML" not in log.read_text()
+    assert not (served.folder / "home" / ".prefect" / "prefect.db").exists()
+
+    started = time.monotonic()
+    os.killpg(served.proc.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's process group
+    served.proc.wait(30)
+    assert time.monotonic() - started < 10, "make serve took over 10 s to stop on Ctrl-C"
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{served.api}/health", timeout=2)  # the server it started is gone too
