@@ -51,8 +51,12 @@ class Embedded(Served):
 
 @pytest.fixture(scope="module")
 def embedded(
-    xero_server: ServerHandle, tmp_path_factory: pytest.TempPathFactory
+    xero_server: ServerHandle, m3ter_server: ServerHandle, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Embedded]:
+    from sandbox.m3ter import DEFAULT_CLIENT_ID as M3TER_ID
+    from sandbox.m3ter import DEFAULT_CLIENT_SECRET as M3TER_SECRET
+    from sandbox.m3ter import DEFAULT_ORG_ID
+
     folder = tmp_path_factory.mktemp("embedded")
     port, callback = free_port(), f"http://127.0.0.1:{free_port()}"
     env = {
@@ -64,6 +68,11 @@ def embedded(
         "BILLSYNC_XERO_LOGIN_URL": xero_server.url,
         "BILLSYNC_XERO_IDENTITY_URL": xero_server.url,
         "BILLSYNC_XERO_API_URL": xero_server.url,
+        "BILLSYNC_M3TER_API_URL": m3ter_server.url,
+        "BILLSYNC_M3TER_ORG_ID": DEFAULT_ORG_ID,
+        "BILLSYNC_M3TER_CLIENT_ID": M3TER_ID,
+        "BILLSYNC_M3TER_CLIENT_SECRET": M3TER_SECRET,
+        "BILLSYNC_AUTO_DISABLE_AFTER_FAILED_RUNS": "50",
     }
     child = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "BILLSYNC_"))}
     child.update(env, HOME=str(folder / "home"))  # nothing may land in the user's ~/.prefect
@@ -218,7 +227,7 @@ def test_the_callback_resumes_the_run_on_serves_own_server_and_starts_no_other(
     assert not [c for c in _descendants(served.proc.pid) if "prefect.server.api.server" in c]
 
 
-def test_the_schedule_fires_prefect_lives_in_the_data_folder_and_ctrl_c_stops_serve(embedded):
+def test_the_schedule_fires_and_prefect_lives_in_the_data_folder(embedded):
     served = embedded
     deadline = time.monotonic() + 120
     completed: list[dict] = []
@@ -242,6 +251,57 @@ def test_the_schedule_fires_prefect_lives_in_the_data_folder_and_ctrl_c_stops_se
     assert "bulk DML" not in log.read_text()
     assert not (served.folder / "home" / ".prefect" / "prefect.db").exists()
 
+
+def test_a_person_runs_a_sync_and_reads_why_bills_did_not_reach_xero(
+    as_embedded, xero_server, xero_sandbox, m3ter_sandbox, browser, tmp_path
+):
+    from sandbox.connect import connect_integration
+
+    served = as_embedded
+    deployment = served.deployments["sync_bills"]
+    served.call("PATCH", f"/deployments/{deployment}", json={"paused": True})  # no schedule now
+    connect_integration(xero_server.url, "Browser sync", use_external_mapping_account_code=True)
+    mapped = {
+        m["m3terId"]
+        for m in m3ter_sandbox.mappings
+        if (m["externalSystem"].lower(), m["externalTable"].lower()) == ("xero", "contact")
+    }
+    lacking = [a for a in m3ter_sandbox.accounts if a["id"] not in mapped]
+
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    page.goto(f"{served.ui}/deployments/deployment/{deployment}/run")
+    page.get_by_role("button", name="Submit").wait_for()
+    _shot(page, tmp_path, "sync-1-form")
+    page.get_by_role("button", name="Submit").click()
+    page.wait_for_url(re.compile(r"tab=Runs"))
+    runs = served.call(
+        "POST",
+        "/flow_runs/filter",
+        json={
+            "flow_runs": {"deployment_id": {"any_": [deployment]}},
+            "sort": "EXPECTED_START_TIME_DESC",
+            "limit": 1,
+        },
+    )
+    run = served.finished(runs[0]["id"])
+    assert run["state_type"] == "FAILED"
+    assert "bills not sent" in run["state"]["message"]
+
+    page.goto(f"{served.ui}/runs/flow-run/{run['id']}")
+    page.get_by_text("bills not sent").first.wait_for(timeout=30_000)
+    assert "Traceback" not in page.inner_text("body")
+    _shot(page, tmp_path, "sync-2-failed")
+    page.get_by_text("Artifacts", exact=True).first.click()
+    page.get_by_text("bill-sync-failures").first.wait_for(timeout=30_000)
+    _shot(page, tmp_path, "sync-3-artifacts")
+    page.get_by_text("bill-sync-failures").first.click()
+    page.get_by_text(lacking[0]["name"]).first.wait_for(timeout=30_000)
+    page.set_viewport_size({"width": 1280, "height": 1400})
+    _shot(page, tmp_path, "sync-4-failures-report")
+
+
+def test_ctrl_c_stops_serve_and_its_server_within_ten_seconds(embedded):
+    served = embedded
     started = time.monotonic()
     os.killpg(served.proc.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's process group
     served.proc.wait(30)
