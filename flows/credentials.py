@@ -183,8 +183,7 @@ def provision_xero_credential(
     try:  # first, so that a refused name fails the run at once with one line
         pending = store.create_pending(name, entity_type, destination)
     except InvalidInput as exc:
-        logger.error("refused: %s", exc)
-        return Failed(message=str(exc), data=RunFailed(str(exc)))
+        return _refused(exc)
     logger.info("created pending credential %r (%s)", name, pending.credential_id)
     context = FlowRunContext.get()
     if context is not None and context.flow_run is not None:
@@ -259,6 +258,12 @@ def _row(view: CredentialView) -> dict[str, Any]:
     }
 
 
+def _refused(exc: Exception) -> State:
+    """A person's input refused: the run ends Failed at once with that one line."""
+    get_run_logger().error("refused: %s", exc)
+    return Failed(message=str(exc), data=RunFailed(str(exc)))
+
+
 @flow(name="list_credentials")
 def list_credentials() -> list[dict[str, Any]]:
     """List credentials as a table artifact (pending ones as ``NAME (Incomplete)``)."""
@@ -269,20 +274,34 @@ def list_credentials() -> list[dict[str, Any]]:
 
 
 @flow(name="delete_credential")
-def delete_credential(credential: str) -> str:
-    """Delete a credential by id or name (tokens are not revoked at Xero: see ``revoke``)."""
+def delete_credential(credential: str) -> Any:
+    """Delete a credential by id or name (tokens are not revoked at Xero: see ``revoke``).
+
+    Args:
+        credential: the credential's name or id.
+    """
     store = credentials()
-    view = store.get(credential)
+    try:
+        view = store.get(credential)
+    except NotFound as exc:
+        return _refused(exc)
     store.delete(view.id)
     get_run_logger().info("deleted credential %r", view.name)
     return view.id
 
 
 @flow(name="revoke_credential")
-def revoke_credential(credential: str) -> str:
-    """Revoke a credential's tokens at Xero (which removes its connections), then delete it."""
+def revoke_credential(credential: str) -> Any:
+    """Revoke a credential's tokens at Xero (which removes its connections), then delete it.
+
+    Args:
+        credential: the credential's name or id.
+    """
     store = credentials()
-    view = store.get(credential)
+    try:
+        view = store.get(credential)
+    except NotFound as exc:
+        return _refused(exc)
     try:
         record = store.read_tokens(view.id)
     except AuthError:
