@@ -79,3 +79,7 @@ class RunFailed(BillSyncError):
     def __init__(self, message: str, details: object | None = None) -> None:
         super().__init__(message)
         self.details = details
+
+    def __reduce__(self) -> tuple[type[RunFailed], tuple[str, object | None]]:
+        # Exception pickling replays ``args`` only: keep the details a parent reads back.
+        return (RunFailed, (str(self), self.details))

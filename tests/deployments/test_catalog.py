@@ -41,10 +41,6 @@ def test_serve_builds_one_deployment_per_flow_with_the_sync_on_its_cron():
 
 
 # Flows of other modules whose help is incomplete today (reported; not this module's to edit).
-HELP_GAPS = {
-    "delete_credential": "flows/credentials.py: parameter 'credential' has no Args: help",
-    "revoke_credential": "flows/credentials.py: parameter 'credential' has no Args: help",
-}
 
 
 def _walk(node: Any) -> Iterator[dict[str, Any]]:
@@ -59,12 +55,7 @@ def _walk(node: Any) -> Iterator[dict[str, Any]]:
 
 @pytest.mark.parametrize(
     ("module", "name"),
-    [
-        pytest.param(m, n, marks=pytest.mark.xfail(reason=HELP_GAPS[n]))
-        if n in HELP_GAPS
-        else (m, n)
-        for m, n in FLOWS
-    ],
+    FLOWS,
 )
 def test_every_form_says_what_the_flow_does_and_helps_with_every_parameter(module, name):
     """The deployment's description is the docstring's first line; each parameter's help is
