@@ -35,6 +35,14 @@ def artifacts_of(state) -> list[str]:
     return [str(a.data) for a in found]
 
 
+def run_seconds(state) -> float:
+    """How long the flow run took, start to end, as the Prefect API recorded it."""
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(str(state.state_details.flow_run_id)))
+    assert run.start_time is not None and run.end_time is not None
+    return (run.end_time - run.start_time).total_seconds()
+
+
 def active(name: str) -> str:
     store = credentials()
     pending = store.create_pending(name)
@@ -136,7 +144,8 @@ def test_bad_options_fail_the_run_at_once_with_one_line(app_env, config, field, 
     state = create_integration(config=config, return_state=True)
     elapsed = time.perf_counter() - started
     assert_refused(state, field, fragment)
-    assert elapsed < 2, elapsed
+    assert run_seconds(state) < 2  # refused first thing: the run itself ends at once
+    assert elapsed < 5, elapsed  # the call, API round trips included (slack for a busy machine)
     assert stored() == []
 
 
