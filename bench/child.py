@@ -56,7 +56,7 @@ def _tenant_spans() -> dict[str, dict[str, float]]:
 
 
 def _run(spec: dict[str, Any]) -> dict[str, Any]:
-    from flows.sync import sync_bills
+    from flows.sync import run_summary, sync_bills
     from sandbox.connect import connect_integration
 
     xero = spec["xero_url"]
@@ -74,8 +74,7 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
         state = sync_bills(return_state=True)
         wall = time.perf_counter() - started
         after = _xero_calls(xero)
-        summary = state.result(raise_on_failure=False)
-        data = summary if isinstance(summary, dict) else getattr(state, "data", None) or {}
+        data = run_summary(state)
         result["runs"].append(
             {
                 "wall_seconds": round(wall, 3),

@@ -58,10 +58,21 @@ def _quiet_embedded_prefect() -> None:
     """Before Prefect loads: its own home under data/demo (no clash with another local server's
     SQLite file), and console logs from warnings up so the progress bar stays readable (every
     log line still reaches the Prefect API and the UI)."""
-    os.environ.setdefault("PREFECT_HOME", str((DEMO_DATA / "prefect").resolve()))
+    home = Path(os.environ.setdefault("PREFECT_HOME", str((DEMO_DATA / "prefect").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline: no telemetry
     for handler in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
         os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", "WARNING")
+
+
+def _embedded_server() -> str:
+    """Prefect's ephemeral server for this process, started now so that the consent callback's
+    thread can be told where it is (it would not find it on its own)."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the process's one ephemeral server, which flows use too
+    server.start()
+    return server.api_url
 
 
 def main() -> int:
@@ -79,7 +90,8 @@ def main() -> int:
 
     xero = run_in_thread(create_app())
     m3ter = run_in_thread(create_m3ter(seed=2026, accounts=40, bills_per_account=3))
-    callback = run_in_thread(create_callback_app())
+    api = PREFECT_API_URL.value() or _embedded_server()
+    callback = run_in_thread(create_callback_app(prefect_api_url=api))
     _configure(xero.url, callback.url, m3ter.url)
 
     from flows.consent_link import unattended, wait_for_consent_link
@@ -128,7 +140,7 @@ def main() -> int:
     print()
     print(
         _table(
-            summary["integrations"],
+            summary.get("integrations", []),
             ["integration", "sent", "updated", "unchanged", "skipped", "failed", "xero calls"],
         )
     )
@@ -138,8 +150,11 @@ def main() -> int:
 
     print("\n5. sync_bills again: nothing changed, so nothing is sent")
     again = _sync_with_progress(integration["id"], total)
-    row = again["integrations"][0]
-    print(f"\n   unchanged {row['unchanged']}, sent {row['sent']}, xero calls {row['xero calls']}")
+    row = (again.get("integrations") or [{}])[0]
+    print(
+        f"\n   unchanged {row.get('unchanged')}, sent {row.get('sent')}, "
+        f"xero calls {row.get('xero calls')}"
+    )
 
     callback.stop()
     m3ter.stop()
@@ -161,7 +176,7 @@ def _sync_with_progress(integration_id: str, total: int) -> dict[str, Any]:
     import time
 
     from config.settings import get_settings
-    from flows.sync import sync_bills
+    from flows.sync import run_summary, sync_bills
     from store.factory import database
     from store.ledger import Ledger
 
@@ -182,7 +197,7 @@ def _sync_with_progress(integration_id: str, total: int) -> dict[str, Any]:
     state = result["state"]
     if not state.is_completed():
         print(f"\n   sync ended {state.type.value}: {state.message}")
-    return state.result(raise_on_failure=False) if state.is_completed() else state.data or {}
+    return run_summary(state)
 
 
 def _bar(done: int, total: int, width: int = 40) -> None:

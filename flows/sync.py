@@ -201,6 +201,15 @@ def _reported(value: Any) -> Any:
     return value
 
 
+def run_summary(state: Any) -> dict[str, Any]:
+    """What a ``sync_bills`` or ``rerun_failed_syncs`` run reports (``integrations`` rows,
+    ``failed``), whether it Completed or Failed; empty when it crashed before reporting."""
+    value = state.result(raise_on_failure=False)
+    if isinstance(value, RunFailed):
+        value = value.details
+    return value if isinstance(value, dict) else {}
+
+
 def _run_id() -> str | None:
     context = FlowRunContext.get()
     return str(context.flow_run.id) if context and context.flow_run else None
