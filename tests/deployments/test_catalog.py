@@ -40,9 +40,6 @@ def test_serve_builds_one_deployment_per_flow_with_the_sync_on_its_cron():
     assert not deployments["provision_xero_credential"].schedules
 
 
-# Flows of other modules whose help is incomplete today (reported; not this module's to edit).
-
-
 def _walk(node: Any) -> Iterator[dict[str, Any]]:
     if isinstance(node, dict):
         yield node
