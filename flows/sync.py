@@ -852,7 +852,7 @@ def _concurrently(
 
 @flow(name="sync_bills")
 def sync_bills(
-    integrations: list[str] | None = None,
+    integrations: tuple[str, ...] = (),
     since: dt.date | None = None,
     dry_run: bool = False,
 ) -> Any:
@@ -865,7 +865,7 @@ def sync_bills(
     """
     tune_process()
     settings = get_settings()
-    targets = _targets(integrations)
+    targets = _targets(list(integrations) or None)
     idle = _nothing_new(settings, targets)
     if idle is not None:
         return _summarise(idle, dry_run)
@@ -941,8 +941,8 @@ def _shared_plan(
 
 @flow(name="rerun_failed_syncs")
 def rerun_failed_syncs(
-    integration: str | None = None,
-    bills: list[str] | None = None,
+    integration: str = "",
+    bills: tuple[str, ...] = (),
     since: dt.datetime | None = None,
 ) -> Any:
     """Rerun only the failed ledger rows (optionally of one integration, some bills, or since).
@@ -957,7 +957,7 @@ def rerun_failed_syncs(
     asked = _asked([integration] if integration else None)
     entries = Ledger(database(settings)).entries(
         integration_ids=[v.id for v in asked],
-        bill_ids=bills,
+        bill_ids=list(bills) or None,
         outcomes=RETRYABLE,
         since=since.timestamp() if since else None,
     )
