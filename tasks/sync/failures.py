@@ -170,30 +170,33 @@ def report_markdown(
         ]
         lines.append("")
         shown = f" (the first {len(rows)} of {total})" if total > len(rows) else ""
-        lines += [
-            f"## Bills{shown}",
-            "",
-            "| integration | organisation | account | bill date | amount | bill | outcome "
-            "| Xero's reason | what to do |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        lines += [
-            "| "
-            + " | ".join(
-                _cell(v)
-                for v in (
-                    integration,
-                    organisation,
-                    f.account,
-                    f.bill_date or "",
-                    money(f),
-                    f"`{f.bill_id}`",
-                    f.outcome,
-                    _short(f.reason, 300),
-                    fix_for(f, integration, organisation),
+        lines += [f"## Bills{shown}", ""]
+        # One table per integration and organisation: six columns fit a screen.
+        groups: dict[tuple[str, str], list[BillFailure]] = {}
+        for integration, organisation, f in rows:
+            groups.setdefault((integration, organisation), []).append(f)
+        for (integration, organisation), failures in groups.items():
+            lines += [
+                f"### {_cell(integration)} → {_cell(organisation)}",
+                "",
+                "| account | bill date | amount | outcome | why, and what to do | bill |",
+                "|---|---|---|---|---|---|",
+            ]
+            lines += [
+                "| "
+                + " | ".join(
+                    _cell(v)
+                    for v in (
+                        f.account,
+                        f.bill_date or "",
+                        money(f),
+                        f.outcome,
+                        f"{_short(f.reason, 300)} → {fix_for(f, integration, organisation)}",
+                        f"`{f.bill_id}`",
+                    )
                 )
-            )
-            + " |"
-            for integration, organisation, f in rows
-        ]
+                + " |"
+                for f in failures
+            ]
+            lines.append("")
     return "\n".join(lines)
