@@ -171,31 +171,17 @@ def report_markdown(
         lines.append("")
         shown = f" (the first {len(rows)} of {total})" if total > len(rows) else ""
         lines += [f"## Bills{shown}", ""]
-        # One table per integration and organisation: six columns fit a screen.
+        # One list per integration and organisation: a line per bill wraps to any width,
+        # where a table of seven columns ran off the right edge of the artifact page.
         groups: dict[tuple[str, str], list[BillFailure]] = {}
         for integration, organisation, f in rows:
             groups.setdefault((integration, organisation), []).append(f)
         for (integration, organisation), failures in groups.items():
+            lines += [f"### {_cell(integration)} → {_cell(organisation)}", ""]
             lines += [
-                f"### {_cell(integration)} → {_cell(organisation)}",
-                "",
-                "| account | bill date | amount | outcome | why, and what to do | bill |",
-                "|---|---|---|---|---|---|",
-            ]
-            lines += [
-                "| "
-                + " | ".join(
-                    _cell(v)
-                    for v in (
-                        f.account,
-                        f.bill_date or "",
-                        money(f),
-                        f.outcome,
-                        f"{_short(f.reason, 300)} → {fix_for(f, integration, organisation)}",
-                        f"`{f.bill_id}`",
-                    )
-                )
-                + " |"
+                f"- **{_cell(f.account)}**, {f.bill_date or 'no date'}, {money(f)}: "
+                f"{f.outcome}, {_cell(_short(f.reason, 300))} → "
+                f"{_cell(fix_for(f, integration, organisation))} (bill `{f.bill_id}`)"
                 for f in failures
             ]
             lines.append("")

@@ -275,6 +275,7 @@ def test_a_person_runs_a_sync_and_reads_why_bills_did_not_reach_xero(
     page = browser.new_page(viewport={"width": 1280, "height": 860})
     page.goto(f"{served.ui}/deployments/deployment/{deployment}/run")
     page.get_by_role("button", name="Submit").wait_for()
+    page.wait_for_timeout(1500)  # the form fades in
     _shot(page, tmp_path, "sync-1-form")
     page.get_by_role("button", name="Submit").click()
     page.wait_for_url(re.compile(r"tab=Runs"))

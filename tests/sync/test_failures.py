@@ -89,7 +89,7 @@ def test_the_report_lists_what_to_do_once_and_every_bill_with_its_details() -> N
     assert markdown.count("then run rerun_failed_syncs (2 bills)") == 1
     assert "(the first 2 of 3)" in markdown
     assert "### Main → Demo Company (UK)" in markdown
-    assert "| Acme Ltd (ACME) | 2024-02-01 | 10.01 GBP | MISSING_ACCOUNT_MAPPING |" in markdown
+    assert "- **Acme Ltd (ACME)**, 2024-02-01, 10.01 GBP: MISSING_ACCOUNT_MAPPING" in markdown
     unnamed = BillFailure("bill-2", "ERROR", "a | b", account_id="acc-9")
     assert unnamed.account == "acc-9"
     assert "a / b" in report_markdown("x", [("Main", "Org", unnamed)], total=1)
