@@ -134,6 +134,38 @@ def _deployments(api: str) -> dict[str, str]:
     return {d["name"]: d["id"] for d in answer.json()} if answer.status_code == 200 else {}
 
 
+def project_env(folder: Path, xero_url: str, m3ter_url: str, callback: str) -> dict[str, str]:
+    """The served project's settings: its own data folder and key, both sandboxes, the
+    consent callback on ``callback``, and a failing integration never auto-disabled here."""
+    from sandbox.m3ter import DEFAULT_CLIENT_ID as M3TER_ID
+    from sandbox.m3ter import DEFAULT_CLIENT_SECRET as M3TER_SECRET
+    from sandbox.m3ter import DEFAULT_ORG_ID
+
+    return {
+        "BILLSYNC_DATA_DIR": str(folder / "data"),
+        "BILLSYNC_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "BILLSYNC_XERO_CLIENT_ID": DEFAULT_CLIENT_ID,
+        "BILLSYNC_XERO_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+        "BILLSYNC_XERO_REDIRECT_URI": f"{callback}/xero/callback",
+        "BILLSYNC_XERO_LOGIN_URL": xero_url,
+        "BILLSYNC_XERO_IDENTITY_URL": xero_url,
+        "BILLSYNC_XERO_API_URL": xero_url,
+        "BILLSYNC_M3TER_API_URL": m3ter_url,
+        "BILLSYNC_M3TER_ORG_ID": DEFAULT_ORG_ID,
+        "BILLSYNC_M3TER_CLIENT_ID": M3TER_ID,
+        "BILLSYNC_M3TER_CLIENT_SECRET": M3TER_SECRET,
+        "BILLSYNC_AUTO_DISABLE_AFTER_FAILED_RUNS": "50",
+    }
+
+
+def adopt(served: Served, settings: pytest.MonkeyPatch) -> None:
+    """This test process reads the served process's project database and settings."""
+    for key, value in served.env.items():
+        settings.setenv(key, value)
+    get_settings.cache_clear()
+    forget_engines()
+
+
 @pytest.fixture(scope="module")
 def served(
     prefect_server: str,
@@ -142,28 +174,13 @@ def served(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Served]:
     from deployments.catalog import FLOWS
-    from sandbox.m3ter import DEFAULT_CLIENT_ID as M3TER_ID
-    from sandbox.m3ter import DEFAULT_CLIENT_SECRET as M3TER_SECRET
-    from sandbox.m3ter import DEFAULT_ORG_ID
 
     folder = tmp_path_factory.mktemp("served")
     callback = f"http://127.0.0.1:{free_port()}"
     env = {
-        "BILLSYNC_DATA_DIR": str(folder / "data"),
-        "BILLSYNC_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "BILLSYNC_XERO_CLIENT_ID": DEFAULT_CLIENT_ID,
-        "BILLSYNC_XERO_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-        "BILLSYNC_XERO_REDIRECT_URI": f"{callback}/xero/callback",
-        "BILLSYNC_XERO_LOGIN_URL": xero_server.url,
-        "BILLSYNC_XERO_IDENTITY_URL": xero_server.url,
-        "BILLSYNC_XERO_API_URL": xero_server.url,
-        "BILLSYNC_M3TER_API_URL": m3ter_server.url,
-        "BILLSYNC_M3TER_ORG_ID": DEFAULT_ORG_ID,
-        "BILLSYNC_M3TER_CLIENT_ID": M3TER_ID,
-        "BILLSYNC_M3TER_CLIENT_SECRET": M3TER_SECRET,
+        **project_env(folder, xero_server.url, m3ter_server.url, callback),
         "BILLSYNC_SYNC_RETRY_BASE_SECONDS": "0.05",
         "BILLSYNC_SYNC_RETRY_MAX_SECONDS": "0.5",
-        "BILLSYNC_AUTO_DISABLE_AFTER_FAILED_RUNS": "10",
         # Xero's limits on a 3-second "minute", in the sandbox (the sync tests set its time
         # scale) and in our Prefect limits alike.
         "BILLSYNC_XERO_MINUTE_SECONDS": "3",
@@ -208,8 +225,5 @@ def _healthy(url: str) -> bool:
 @pytest.fixture
 def as_served(served: Served, clean_settings: pytest.MonkeyPatch) -> Served:
     """This test process reads the served process's project database and settings."""
-    for key, value in served.env.items():
-        clean_settings.setenv(key, value)
-    get_settings.cache_clear()
-    forget_engines()
+    adopt(served, clean_settings)
     return served

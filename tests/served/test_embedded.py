@@ -18,16 +18,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 
-from config.settings import get_settings
 from flows.consent_link import unattended
 from sandbox.serve import ServerHandle, free_port
-from sandbox.xero.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORGS
+from sandbox.xero.state import DEFAULT_ORGS
 from store.credentials import CredentialStatus
-from store.factory import forget_engines
 from tasks.xero.credentials import credentials
-from tests.served.conftest import Served, _deployments
+from tests.served.conftest import Served, _deployments, adopt, project_env
 
 ROOT = Path(__file__).resolve().parents[2]
 UK, US = DEFAULT_ORGS
@@ -53,27 +50,9 @@ class Embedded(Served):
 def embedded(
     xero_server: ServerHandle, m3ter_server: ServerHandle, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Embedded]:
-    from sandbox.m3ter import DEFAULT_CLIENT_ID as M3TER_ID
-    from sandbox.m3ter import DEFAULT_CLIENT_SECRET as M3TER_SECRET
-    from sandbox.m3ter import DEFAULT_ORG_ID
-
     folder = tmp_path_factory.mktemp("embedded")
     port, callback = free_port(), f"http://127.0.0.1:{free_port()}"
-    env = {
-        "BILLSYNC_DATA_DIR": str(folder / "data"),
-        "BILLSYNC_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "BILLSYNC_XERO_REDIRECT_URI": f"{callback}/xero/callback",
-        "BILLSYNC_XERO_CLIENT_ID": DEFAULT_CLIENT_ID,
-        "BILLSYNC_XERO_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-        "BILLSYNC_XERO_LOGIN_URL": xero_server.url,
-        "BILLSYNC_XERO_IDENTITY_URL": xero_server.url,
-        "BILLSYNC_XERO_API_URL": xero_server.url,
-        "BILLSYNC_M3TER_API_URL": m3ter_server.url,
-        "BILLSYNC_M3TER_ORG_ID": DEFAULT_ORG_ID,
-        "BILLSYNC_M3TER_CLIENT_ID": M3TER_ID,
-        "BILLSYNC_M3TER_CLIENT_SECRET": M3TER_SECRET,
-        "BILLSYNC_AUTO_DISABLE_AFTER_FAILED_RUNS": "50",
-    }
+    env = project_env(folder, xero_server.url, m3ter_server.url, callback)
     child = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "BILLSYNC_"))}
     child.update(env, HOME=str(folder / "home"))  # nothing may land in the user's ~/.prefect
     output = folder / "serve.out"
@@ -109,10 +88,7 @@ def embedded(
 
 @pytest.fixture
 def as_embedded(embedded: Embedded, clean_settings: pytest.MonkeyPatch) -> Embedded:
-    for key, value in embedded.env.items():
-        clean_settings.setenv(key, value)
-    get_settings.cache_clear()
-    forget_engines()
+    adopt(embedded, clean_settings)
     return embedded
 
 
