@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     cipher_from_settings(settings, create_if_missing=args.sandbox)
     # Before Prefect is imported: its settings (home, database) are read once.
-    home = Path(os.environ.setdefault("PREFECT_HOME", str(settings.data_dir / "prefect")))
+    default_home = (settings.data_dir / "prefect").resolve()
+    home = Path(os.environ.setdefault("PREFECT_HOME", str(default_home)))
     with contextlib.ExitStack() as stack:
         api = os.environ.get("PREFECT_API_URL") or stack.enter_context(
             prefect_server(args.prefect_port, home.resolve())
