@@ -75,26 +75,33 @@ def _wait_healthy(api: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"prefect server did not become healthy in 120 s: see {log}")
 
 
+def sandbox_settings(xero_url: str, m3ter_url: str) -> dict[str, str]:
+    """The project's settings (environment) that point it at a Xero and an m3ter sandbox."""
+    from sandbox.m3ter import app as m3ter_app
+    from sandbox.xero.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+
+    return {
+        "BILLSYNC_XERO_CLIENT_ID": DEFAULT_CLIENT_ID,
+        "BILLSYNC_XERO_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+        "BILLSYNC_XERO_LOGIN_URL": xero_url,
+        "BILLSYNC_XERO_IDENTITY_URL": xero_url,
+        "BILLSYNC_XERO_API_URL": xero_url,
+        "BILLSYNC_M3TER_API_URL": m3ter_url,
+        "BILLSYNC_M3TER_ORG_ID": m3ter_app.DEFAULT_ORG_ID,
+        "BILLSYNC_M3TER_CLIENT_ID": m3ter_app.DEFAULT_CLIENT_ID,
+        "BILLSYNC_M3TER_CLIENT_SECRET": m3ter_app.DEFAULT_CLIENT_SECRET,
+    }
+
+
 def start_sandboxes() -> dict[str, str]:
     """Start both sandboxes on their fixed loopback ports; return the settings pointing at them."""
     from sandbox.m3ter import app as m3ter_app
     from sandbox.serve import run_in_thread
     from sandbox.xero.app import create_app
-    from sandbox.xero.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
     xero = run_in_thread(create_app(), port=XERO_SANDBOX_PORT)
     m3ter = run_in_thread(m3ter_app.create_app(), port=M3TER_SANDBOX_PORT)
-    return {
-        "BILLSYNC_XERO_CLIENT_ID": DEFAULT_CLIENT_ID,
-        "BILLSYNC_XERO_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-        "BILLSYNC_XERO_LOGIN_URL": xero.url,
-        "BILLSYNC_XERO_IDENTITY_URL": xero.url,
-        "BILLSYNC_XERO_API_URL": xero.url,
-        "BILLSYNC_M3TER_API_URL": m3ter.url,
-        "BILLSYNC_M3TER_ORG_ID": m3ter_app.DEFAULT_ORG_ID,
-        "BILLSYNC_M3TER_CLIENT_ID": m3ter_app.DEFAULT_CLIENT_ID,
-        "BILLSYNC_M3TER_CLIENT_SECRET": m3ter_app.DEFAULT_CLIENT_SECRET,
-    }
+    return sandbox_settings(xero.url, m3ter.url)
 
 
 def main(argv: list[str] | None = None) -> int:

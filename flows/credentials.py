@@ -17,14 +17,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.input import RunInput
-from prefect.states import Failed, State
+from prefect.states import State
 from pydantic import ConfigDict, Field, create_model
 from pydantic.json_schema import SkipJsonSchema
 
-from config.errors import AuthError, InvalidInput, NotFound, RunFailed
+from config.errors import AuthError, InvalidInput, NotFound
 from store.credentials import CredentialView, TokenSet
 from tasks.pause import pause_for_input
-from tasks.prefect_engine import prompt_flow_exit, quiet_expected_failures
+from tasks.prefect_engine import expected_failure, prompt_flow_exit, quiet_expected_failures
 from tasks.xero.credentials import credentials, xero_oauth
 from tasks.xero.oauth import auth_event_id
 
@@ -157,7 +157,7 @@ def _not_completed(name: str, pending: Any, why: str) -> State:
         "Run provision_xero_credential again for a new link."
     )
     get_run_logger().error(message)
-    return Failed(message=message, data=RunFailed(message))
+    return expected_failure(message)
 
 
 @flow(name="provision_xero_credential")
@@ -261,7 +261,7 @@ def _row(view: CredentialView) -> dict[str, Any]:
 def _refused(exc: Exception) -> State:
     """A person's input refused: the run ends Failed at once with that one line."""
     get_run_logger().error("refused: %s", exc)
-    return Failed(message=str(exc), data=RunFailed(str(exc)))
+    return expected_failure(str(exc))
 
 
 @flow(name="list_credentials")

@@ -13,14 +13,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.states import Failed, State
+from prefect.states import State
 
-from config.errors import InvalidInput, NotFound, RunFailed
+from config.errors import InvalidInput, NotFound
 from config.integration import IntegrationConfig, validate_config
 from config.settings import get_settings
 from store.factory import integration_store
 from store.integrations import IntegrationStore, IntegrationView
-from tasks.prefect_engine import prompt_flow_exit, quiet_expected_failures
+from tasks.prefect_engine import expected_failure, prompt_flow_exit, quiet_expected_failures
 
 prompt_flow_exit()  # a flow run returns when it is over (tasks.prefect_engine)
 quiet_expected_failures()  # an expected Failed end logs no traceback
@@ -56,7 +56,7 @@ def _refused(exc: InvalidInput | NotFound, field: str) -> State:
     """The run ends Failed with one line naming the field (``RunFailed``: no traceback)."""
     line = str(exc) if isinstance(exc, InvalidInput) and exc.field else f"{field}: {exc}"
     get_run_logger().error("refused: %s", line)
-    return Failed(message=line, data=RunFailed(line))
+    return expected_failure(line)
 
 
 def _options(config: Any) -> IntegrationConfig:

@@ -35,7 +35,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, PrefectWrappedFuture
 from prefect.settings import get_current_settings
-from prefect.states import Completed, Failed
+from prefect.states import Completed
 from prefect.utilities.annotations import quote
 
 from config.errors import BillSyncError, NotFound, RunFailed
@@ -48,7 +48,7 @@ from store.watermarks import Watermarks
 from tasks.m3ter.client import M3terClient
 from tasks.m3ter.models import Account, Bill, ExternalMapping
 from tasks.notifications import notify_disabled
-from tasks.prefect_engine import prompt_flow_exit, quiet_expected_failures
+from tasks.prefect_engine import expected_failure, prompt_flow_exit, quiet_expected_failures
 from tasks.sync import handoff
 from tasks.sync.accounts import AccountLookup
 from tasks.sync.failures import BillFailure, count_causes, not_sent, report_markdown
@@ -189,7 +189,7 @@ def _ended(report: IntegrationReport) -> Any:
     if not report.failing:
         return report
     message = report.message()
-    return Failed(message=message, data=RunFailed(message, details=report))
+    return expected_failure(message, report)
 
 
 def _reported(value: Any) -> Any:
@@ -205,9 +205,10 @@ def run_summary(state: Any) -> dict[str, Any]:
     """What a ``sync_bills`` or ``rerun_failed_syncs`` run reports (``integrations`` rows,
     ``failed``), whether it Completed or Failed; empty when it crashed before reporting."""
     value = state.result(raise_on_failure=False)
-    if isinstance(value, RunFailed):
-        value = value.details
-    return value if isinstance(value, dict) else {}
+    if isinstance(value, BaseException) and not isinstance(value, RunFailed):
+        return {}  # crashed: no report
+    report = _reported(value)
+    return report if isinstance(report, dict) else {}
 
 
 def _run_id() -> str | None:
@@ -263,7 +264,7 @@ def post_sends(integration: IntegrationView, tenant_id: str, documents: str) -> 
     if not report.failures:
         return report
     message = not_sent(count_causes(report.failures), of=len(sends))
-    return Failed(message=message, data=RunFailed(message, details=report))
+    return expected_failure(message, report)
 
 
 def _finished(future: PrefectFuture[Any]) -> bool:
@@ -790,7 +791,7 @@ def _summarise(reports: list[IntegrationReport], dry_run: bool) -> Any:
         key="bill-sync-failures",
         description="Bills that did not reach Xero, and what to do about each",
     )
-    return Failed(message=message, data=RunFailed(message, details=summary))
+    return expected_failure(message, summary)
 
 
 def _isolated(view: IntegrationView, **kwargs: Any) -> IntegrationReport:

@@ -70,3 +70,11 @@ def quiet_expected_failures() -> None:
         marker = _ExpectedFailureFilter.marker
         if not any(getattr(f, "marker", None) == marker for f in logger.filters):
             logger.addFilter(_ExpectedFailureFilter())
+
+
+def expected_failure(message: str, details: object | None = None) -> Any:
+    """The Failed state a flow or task returns to end on purpose: ``message`` is what the run
+    page shows, ``details`` what a caller reads back from the ``RunFailed`` it carries."""
+    from prefect.states import Failed
+
+    return Failed(message=message, data=RunFailed(message, details=details))

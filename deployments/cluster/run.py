@@ -98,10 +98,7 @@ def start(procs: Processes, dbs: Databases, work: Path, args: argparse.Namespace
     xero_url, m3ter_url = f"http://127.0.0.1:{xero_port}", f"http://127.0.0.1:{m3ter_port}"
     api_url = f"http://127.0.0.1:{api_port}/api"
 
-    from sandbox.m3ter import DEFAULT_CLIENT_ID as M3TER_ID
-    from sandbox.m3ter import DEFAULT_CLIENT_SECRET as M3TER_SECRET
-    from sandbox.m3ter import DEFAULT_ORG_ID
-    from sandbox.xero.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+    from deployments.serve import sandbox_settings
 
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "BILLSYNC_"))}
     prefect_home = work / "prefect-home"
@@ -123,15 +120,7 @@ def start(procs: Processes, dbs: Databases, work: Path, args: argparse.Namespace
         "BILLSYNC_DATABASE_URL": f"postgresql+psycopg://{pg}/{project_db}",
         "BILLSYNC_DATA_DIR": str(work / "data"),
         "BILLSYNC_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "BILLSYNC_XERO_CLIENT_ID": DEFAULT_CLIENT_ID,
-        "BILLSYNC_XERO_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-        "BILLSYNC_XERO_LOGIN_URL": xero_url,
-        "BILLSYNC_XERO_IDENTITY_URL": xero_url,
-        "BILLSYNC_XERO_API_URL": xero_url,
-        "BILLSYNC_M3TER_API_URL": m3ter_url,
-        "BILLSYNC_M3TER_ORG_ID": DEFAULT_ORG_ID,
-        "BILLSYNC_M3TER_CLIENT_ID": M3TER_ID,
-        "BILLSYNC_M3TER_CLIENT_SECRET": M3TER_SECRET,
+        **sandbox_settings(xero_url, m3ter_url),
         "BILLSYNC_SYNC_BATCH_SIZE": str(args.batch_size),
         "BILLSYNC_SYNC_RETRY_BASE_SECONDS": "0.05",
         "BILLSYNC_SYNC_RETRY_MAX_SECONDS": "1",

@@ -19,8 +19,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from config.settings import get_settings
+from deployments.serve import sandbox_settings
 from sandbox.serve import ServerHandle, free_port
-from sandbox.xero.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from store.factory import forget_engines
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,23 +137,11 @@ def _deployments(api: str) -> dict[str, str]:
 def project_env(folder: Path, xero_url: str, m3ter_url: str, callback: str) -> dict[str, str]:
     """The served project's settings: its own data folder and key, both sandboxes, the
     consent callback on ``callback``, and a failing integration never auto-disabled here."""
-    from sandbox.m3ter import DEFAULT_CLIENT_ID as M3TER_ID
-    from sandbox.m3ter import DEFAULT_CLIENT_SECRET as M3TER_SECRET
-    from sandbox.m3ter import DEFAULT_ORG_ID
-
     return {
+        **sandbox_settings(xero_url, m3ter_url),
         "BILLSYNC_DATA_DIR": str(folder / "data"),
         "BILLSYNC_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "BILLSYNC_XERO_CLIENT_ID": DEFAULT_CLIENT_ID,
-        "BILLSYNC_XERO_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
         "BILLSYNC_XERO_REDIRECT_URI": f"{callback}/xero/callback",
-        "BILLSYNC_XERO_LOGIN_URL": xero_url,
-        "BILLSYNC_XERO_IDENTITY_URL": xero_url,
-        "BILLSYNC_XERO_API_URL": xero_url,
-        "BILLSYNC_M3TER_API_URL": m3ter_url,
-        "BILLSYNC_M3TER_ORG_ID": DEFAULT_ORG_ID,
-        "BILLSYNC_M3TER_CLIENT_ID": M3TER_ID,
-        "BILLSYNC_M3TER_CLIENT_SECRET": M3TER_SECRET,
         "BILLSYNC_AUTO_DISABLE_AFTER_FAILED_RUNS": "50",
     }
 
@@ -207,12 +195,20 @@ def served(
     try:
         yield Served(prefect_server, env, callback, output, found)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a serve process: SIGTERM lets it stop the Prefect server it started (that server
+    runs in its own session, out of reach of a signal to serve's group); SIGKILL after 20 s."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _healthy(url: str) -> bool:

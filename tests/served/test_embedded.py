@@ -24,7 +24,7 @@ from sandbox.serve import ServerHandle, free_port
 from sandbox.xero.state import DEFAULT_ORGS
 from store.credentials import CredentialStatus
 from tasks.xero.credentials import credentials
-from tests.served.conftest import Served, _deployments, adopt, project_env
+from tests.served.conftest import Served, _deployments, adopt, project_env, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 UK, US = DEFAULT_ORGS
@@ -77,13 +77,7 @@ def embedded(
     try:
         yield served
     finally:
-        if proc.poll() is None:  # SIGTERM lets serve stop the server it started (own session)
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop(proc)
 
 
 @pytest.fixture
