@@ -31,6 +31,24 @@ class RateLimitError(TransientError):
         self.problem = problem
 
 
+class Interrupted(TransientError):
+    """The run stopped short of its work: the process is stopping, a wait passed its deadline,
+    or the project database went away. What it did not send is sent by the next run."""
+
+
+class WaitExpired(Interrupted):
+    """A wait (a call slot, a rate token, a posting task, the Prefect API) passed its deadline;
+    the message says what was waited for, how long, and who held it."""
+
+
+class Stopping(Interrupted):
+    """This process is stopping (SIGTERM, Ctrl-C, interpreter exit): no new call starts."""
+
+
+class StoreUnavailable(Interrupted):
+    """The project database did not answer (down, restarting, unreachable)."""
+
+
 class PermanentError(BillSyncError):
     """Retrying the same request cannot succeed."""
 

@@ -66,7 +66,18 @@ class Settings(BaseSettings):
     xero_tenant_concurrency: int = Field(default=5, ge=1)
     xero_tenant_calls_per_minute: int = Field(default=60, ge=2)
     xero_minute_seconds: float = Field(default=60, gt=0)
-    xero_use_prefect_limits: bool = True
+    # Xero's per-tenant limits shared by every process through the project database
+    # (store/tenant_limits.py); off: a per-process semaphore only (one process, or no limits).
+    xero_shared_limits: bool = True
+    # A dead poster's call slot comes back this long after its last renewal.
+    xero_slot_lease_seconds: float = Field(default=60, gt=0)
+    # Every wait ends (tasks/sync/limits.py): for a call slot or a rate grant, at most this long.
+    xero_limit_wait_seconds: float = Field(default=600, gt=0)
+    # A posting task not done in this long interrupts its integration's sync.
+    sync_post_task_timeout_seconds: float = Field(default=1800, gt=0)
+    # The Prefect API unreachable: the sync keeps posting, then waits this long at most to
+    # report its end (tasks/prefect_api.py).
+    prefect_api_wait_seconds: float = Field(default=300, ge=0)
 
     smtp_host: str | None = None
     smtp_port: int = 25

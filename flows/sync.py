@@ -38,7 +38,7 @@ from prefect.settings import get_current_settings
 from prefect.states import Completed
 from prefect.utilities.annotations import quote
 
-from config.errors import BillSyncError, NotFound, RunFailed
+from config.errors import BillSyncError, Interrupted, NotFound, RunFailed
 from config.integration import IntegrationStatus
 from config.settings import Settings, get_settings
 from store.factory import credential_store, database, integration_store
@@ -48,8 +48,9 @@ from store.watermarks import Watermarks
 from tasks.m3ter.client import M3terClient
 from tasks.m3ter.models import Account, Bill, ExternalMapping
 from tasks.notifications import notify_disabled
+from tasks.prefect_api import BestEffort, wait_until_reachable
 from tasks.prefect_engine import expected_failure, prompt_flow_exit, quiet_expected_failures
-from tasks.sync import handoff
+from tasks.sync import handoff, stopping
 from tasks.sync.accounts import AccountLookup
 from tasks.sync.failures import BillFailure, count_causes, not_sent, report_markdown
 from tasks.sync.feed import (
@@ -62,7 +63,7 @@ from tasks.sync.feed import (
 )
 from tasks.sync.lease import IntegrationBusy, IntegrationLease
 from tasks.sync.limits import TenantSlots, ensure_tenant_limits
-from tasks.sync.plan import ACCOUNT_EXCLUDED, Send, plan_page
+from tasks.sync.plan import ACCOUNT_EXCLUDED, Send, bill_version, plan_page
 from tasks.sync.post import PostReport, TenantPoster, unsent_fate
 from tasks.sync.runtime import return_free_memory, tune_process
 from tasks.xero.credentials import token_provider
@@ -96,6 +97,7 @@ class IntegrationReport:
     read: str = ""
     problem: str | None = None  # the integration was not synced to the end (crashed, busy)
     disabled: str | None = None
+    auth_failed: str | None = None  # Xero refused the credential (with its words)
 
     @property
     def failing(self) -> bool:
@@ -185,7 +187,13 @@ def _message(reports: Sequence[IntegrationReport]) -> str:
 
 
 def _ended(report: IntegrationReport) -> Any:
-    """The integration subflow's end: Failed, with its report, when a bill did not reach Xero."""
+    """The integration subflow's end: Failed, with its report, when a bill did not reach Xero.
+    Its end is reported to the Prefect API: if that is away, wait for it (bounded)."""
+    wait_until_reachable(
+        get_settings().prefect_api_wait_seconds,
+        f"reporting the end of the sync of {report.integration}",
+        get_run_logger(),
+    )
     if not report.failing:
         return report
     message = report.message()
@@ -275,16 +283,53 @@ def _finished(future: PrefectFuture[Any]) -> bool:
     return future.state.is_final()
 
 
-def _defer(
-    integration: IntegrationView, tenant_id: str, sends: list[Send], outcome: Outcome, reason: str
+def _defer_sends(
+    integration: IntegrationView,
+    tenant_id: str,
+    sends: list[Send],
+    outcome: Outcome,
+    reason: str,
+    logger: Any,
 ) -> PostReport:
-    """Record bills not attempted this run (after a daily limit or an auth failure)."""
+    """Record bills not attempted this run (after a daily limit, an auth failure, an
+    interruption); when the database is away too, they are only counted."""
     fates = [unsent_fate(send, tenant_id, outcome, reason) for send in sends]
-    Ledger(database(get_settings())).record(integration.id, fates, sync_run_id=_run_id())
+    _record_if_possible(integration, fates, logger)
     report = PostReport()
     for fate, send in zip(fates, sends, strict=True):
         report.add(fate, update=False, send=send)
     return report
+
+
+def _defer(
+    integration: IntegrationView, tenant_id: str, bills: list[Bill], why: str, logger: Any
+) -> PostReport:
+    """Record bills read but not planned when the run was interrupted (INTERRUPTED: the next
+    run, or ``rerun_failed_syncs``, plans and sends them)."""
+    reason = f"not sent, the run was interrupted: {why}"
+    fates = [
+        Fate(b.id, bill_version(b), Outcome.INTERRUPTED, account_id=b.account_id, reason=reason)
+        for b in bills
+    ]
+    _record_if_possible(integration, fates, logger)
+    report = PostReport()
+    for fate in fates:
+        report.add(fate, update=False)
+    return report
+
+
+def _record_if_possible(integration: IntegrationView, fates: list[Fate], logger: Any) -> None:
+    if not fates:
+        return
+    try:
+        Ledger(database(get_settings())).record(integration.id, fates, sync_run_id=_run_id())
+    except Interrupted as exc:
+        logger.error(
+            "could not record %d bill(s) %s in the ledger (%s); the next sync reads them again",
+            len(fates),
+            fates[0].outcome.value,
+            exc,
+        )
 
 
 # -- the integration subflow ------------------------------------------------------------------
@@ -294,7 +339,8 @@ class Progress:
     m3ter does not say how many bills a listing holds, so the estimate is the bills this
     integration's ledger holds (or the bills asked for, or the failed bills retried); a first
     run approaches 100 % and jumps to it at the end. The artifact appears with the first bill:
-    a sync that finds nothing new shows none.
+    a sync that finds nothing new shows none. Best effort: while the Prefect API is away the
+    bar stands still and the sync goes on (``tasks.prefect_api.BestEffort``).
     """
 
     EVERY_SECONDS = 5.0  # one API call per 5 s at most, however fast pages go
@@ -306,26 +352,36 @@ class Progress:
         self.done = 0
         self.shown_at = 0.0
         self.artifact_id: Any = None
+        self._api = BestEffort(get_run_logger())
 
     def advance(self, bills: int) -> None:
         if self.artifact_id is None and bills:
-            self.artifact_id = create_progress_artifact(
-                0.0,
-                key=f"sync-progress-{slug(self.integration.name) or self.integration.id}",
-                description=f"Bills of {self.integration.name} handled ({self.organisation})",
+            self.artifact_id = self._api.call(
+                lambda: create_progress_artifact(
+                    0.0,
+                    key=f"sync-progress-{slug(self.integration.name) or self.integration.id}",
+                    description=f"Bills of {self.integration.name} handled ({self.organisation})",
+                ),
+                "create the progress artifact",
             )
         previous = self.done
         self.done += bills
         now = time.monotonic()
         # Report a page once the next one arrives (it was handled by then).
-        if previous and now - self.shown_at >= self.EVERY_SECONDS:
+        if previous and self.artifact_id is not None and now - self.shown_at >= self.EVERY_SECONDS:
             self.shown_at = now
             total = max(self.expected, self.done + bills)
-            update_progress_artifact(self.artifact_id, round(100 * previous / total, 1))
+            self._show(round(100 * previous / total, 1))
 
     def finish(self) -> None:
+        self._show(100.0)
+
+    def _show(self, percent: float) -> None:
         if self.artifact_id is not None:
-            update_progress_artifact(self.artifact_id, 100.0)
+            artifact = self.artifact_id
+            self._api.call(
+                lambda: update_progress_artifact(artifact, percent), "update the progress artifact"
+            )
 
 
 def slug(name: str) -> str:
@@ -585,108 +641,55 @@ def _sync(
     ledger = Ledger(database(settings))
     listed = frozenset(integration.config.account_ids) or None
     progress = Progress(integration, organisation, expected=reading.expected)
-    stop: tuple[Outcome, str] | None = None
-    auth_failed: str | None = None
-    # Documents post while later pages are read and planned: a task per
-    # ``sync_documents_per_task`` documents, up to the tenant's concurrency of them in flight
-    # (the Prefect limits still decide when each call may go).
-    in_flight: deque[PrefectFuture[PostReport]] = deque()
-    window = max(1, settings.xero_tenant_concurrency)
-    pending: dict[tuple[str, bool], list[Send]] = {}
-    posts = 0
-
-    def settle(future: PrefectFuture[PostReport]) -> None:
-        nonlocal stop, auth_failed
-        # A task whose documents did not all reach Xero ended Failed with its report.
-        posted: PostReport = _reported(future.result(raise_on_failure=False))
-        report.add_post(posted)
-        if posted.stop is None:
-            return
-        outcome, why = posted.stop
-        if outcome is Outcome.AUTH_FAILED and auth_failed is None:
-            auth_failed = why
-            stop = (Outcome.AUTH_FAILED, f"not sent: {why}")
-        elif stop is None:
-            stop = (Outcome.RATE_LIMIT_RETRY, f"deferred to the next run: {why}")
-            logger.warning("%s; the remaining bills wait for the next run", why)
-
-    def post(sends: list[Send]) -> None:
-        nonlocal posts
-        while in_flight and (len(in_flight) >= window or _finished(in_flight[0])):
-            settle(in_flight.popleft())
-        if stop is not None:
-            report.add_post(_defer(integration, tenant_id, sends, *stop))
-            return
-        if posts == 0:  # the tenant's Prefect limits, made or corrected before the first call
-            ensure_tenant_limits(settings, tenant_id)
-        posts += 1
-        what = _documents(len(sends), sends[0].kind, update=bool(sends[0].xero_id))
-        in_flight.append(
-            post_sends.with_options(
-                task_run_name=f"post {what} to {organisation} for {integration.name} (#{posts})"
-            ).submit(quote(integration), tenant_id, handoff.hand(sends))
-        )
-
-    for page in reading.pages:
-        progress.advance(len(page))
-        return_free_memory()  # at most once a second (tasks.sync.runtime)
-        # Bills of accounts off the integration's list are not its bills: no ledger read.
-        bills = page if listed is None else [b for b in page if (b.account_id or "") in listed]
-        report.outside += len(page) - len(bills)
-        entries = ledger.for_bills(integration.id, (b.id for b in bills))
-        if not bills:
-            continue
-        plan = plan_page(
-            integration.config,
-            integration.id,
-            bills,
-            rules.for_page(bills),
-            rules.mapping_list,
-            entries,
-        )
-        if plan.fates and not dry_run:
-            ledger.record(integration.id, plan.fates, sync_run_id=_run_id())
-        report.unchanged += plan.unchanged
-        report.add_skips(plan.fates)
-        report.add_failures(plan.failures)
-        if dry_run:
-            report.would_send += len(plan.sends)
-            continue
-        # Held by kind and operation so every call carries a full batch of one kind. The first
-        # task is small so that posting starts early; the rest are full size.
-        for send in plan.sends:
-            group = pending.setdefault((send.kind, bool(send.xero_id)), [])
-            group.append(send)
-            size = settings.sync_documents_per_task if posts else 2 * settings.sync_batch_size
-            if len(group) >= size:
-                post(pending.pop((send.kind, bool(send.xero_id))))
-    # What is left goes out as small tasks side by side, not one long tail.
-    tail = 2 * settings.sync_batch_size
-    for group in pending.values():
-        for start in range(0, len(group), tail):
-            post(group[start : start + tail])
-    while in_flight:
-        settle(in_flight.popleft())
-    progress.finish()
-    report.failures = _named(rules.accounts, report.failures, logger)
-    if rules.accounts.requests:
-        logger.info(
-            "looked up %d account(s) in %d request(s)",
-            rules.accounts.looked_up,
-            rules.accounts.requests,
-        )
-    through = reading.modified_through()
-    if through is not None and since is None and not dry_run:
-        Watermarks(database(settings)).advance(integration.id, fingerprint(integration), through)
-    if auth_failed is not None:
-        report.disabled = _disable(integration, f"Xero refused the credential: {auth_failed}")
-    elif not dry_run:
-        failing = report.failed > 0
-        count = integration_store(settings).record_run(integration.id, failed=failing)
-        if failing and count >= settings.auto_disable_after_failed_runs:
-            report.disabled = _disable(
-                integration, f"{count} failing sync runs in a row (last: {report.message()})"
+    posting = _Posting(settings, integration, tenant_id, organisation, report)
+    unplanned: list[Bill] = []  # read, not planned yet: whose fate an interruption must tell
+    interrupted: str | None = None
+    try:
+        for page in reading.pages:
+            progress.advance(len(page))
+            return_free_memory()  # at most once a second (tasks.sync.runtime)
+            # Bills of accounts off the integration's list are not its bills: no ledger read.
+            bills = page if listed is None else [b for b in page if (b.account_id or "") in listed]
+            report.outside += len(page) - len(bills)
+            if not bills:
+                continue
+            unplanned = bills
+            entries = ledger.for_bills(integration.id, (b.id for b in bills))
+            plan = plan_page(
+                integration.config,
+                integration.id,
+                bills,
+                rules.for_page(bills),
+                rules.mapping_list,
+                entries,
             )
+            if plan.fates and not dry_run:
+                ledger.record(integration.id, plan.fates, sync_run_id=_run_id())
+            unplanned = []
+            report.unchanged += plan.unchanged
+            report.add_skips(plan.fates)
+            report.add_failures(plan.failures)
+            if dry_run:
+                report.would_send += len(plan.sends)
+                continue
+            posting.add(plan.sends)
+            posting.check()  # posting was interrupted: reading on would only defer every bill
+        posting.finish()
+    except BaseException as exc:
+        interrupted = _interruption(exc, logger)
+        if not isinstance(exc, Exception):  # SIGTERM or Ctrl-C: every poster stops at once
+            stopping.request_stop(interrupted)
+        report.add_post(_defer(integration, tenant_id, unplanned, interrupted, logger))
+        posting.interrupt(interrupted)
+        report.problem = f"interrupted ({interrupted}); bills not read yet wait for the next sync"
+        if not isinstance(exc, Exception):
+            raise
+    progress.finish()
+    try:
+        _conclude(settings, integration, rules, reading, report, since, dry_run, interrupted)
+    except Interrupted as exc:  # the database went away at the very end
+        logger.error("could not record the end of this sync: %s", exc)
+        report.problem = report.problem or f"interrupted at the end ({exc})"
     logger.info(
         "%s: sent %d, updated %d, unchanged %d, skipped %d, failed %d",
         integration.name,
@@ -696,6 +699,181 @@ def _sync(
         sum(report.skipped.values()),
         report.failed,
     )
+    return report
+
+
+def _interruption(exc: BaseException, logger: Any) -> str:
+    """What stopped a sync, in a line; a traceback in the logs when it was not foreseen."""
+    if isinstance(exc, BillSyncError):
+        return str(exc)
+    if isinstance(exc, Exception):
+        logger.exception("the sync stopped on an unexpected error")
+        return f"{type(exc).__name__}: {exc}"
+    return f"the process is stopping ({type(exc).__name__})"
+
+
+def _conclude(
+    settings: Settings,
+    integration: IntegrationView,
+    rules: Rules,
+    reading: Reading,
+    report: IntegrationReport,
+    since: dt.date | None,
+    dry_run: bool,
+    interrupted: str | None,
+) -> None:
+    """After the posting: name the failed bills' accounts, move the watermark after a whole
+    read, count the run for auto-disable (and disable), all in the project database."""
+    logger = get_run_logger()
+    report.failures = _named(rules.accounts, report.failures, logger)
+    if rules.accounts.requests:
+        logger.info(
+            "looked up %d account(s) in %d request(s)",
+            rules.accounts.looked_up,
+            rules.accounts.requests,
+        )
+    through = reading.modified_through()
+    if through is not None and since is None and not dry_run and interrupted is None:
+        Watermarks(database(settings)).advance(integration.id, fingerprint(integration), through)
+    auth_failed = report.auth_failed
+    if auth_failed is not None:
+        report.disabled = _disable(integration, f"Xero refused the credential: {auth_failed}")
+    elif not dry_run:
+        failing = report.failing
+        count = integration_store(settings).record_run(integration.id, failed=failing)
+        if failing and count >= settings.auto_disable_after_failed_runs:
+            report.disabled = _disable(
+                integration, f"{count} failing sync runs in a row (last: {report.message()})"
+            )
+
+
+class _Posting:
+    """The integration's documents on their way to Xero, and the fate of every one of them.
+
+    Documents post while later pages are read and planned: grouped by kind and operation so
+    every call carries a full batch of one kind, a task per ``sync_documents_per_task`` of them
+    (the first small, so posting starts early), up to the tenant's concurrency of tasks in
+    flight (the tenant's limits still decide when each call goes). Every document handed over
+    ends in the report: posted, failed, or deferred (recorded so, when posting stopped).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        integration: IntegrationView,
+        tenant_id: str,
+        organisation: str,
+        report: IntegrationReport,
+    ) -> None:
+        self.settings = settings
+        self.integration = integration
+        self.tenant_id = tenant_id
+        self.organisation = organisation
+        self.report = report
+        self.logger = get_run_logger()
+        self.window = max(1, settings.xero_tenant_concurrency)
+        self.in_flight: deque[tuple[PrefectFuture[Any], list[Send]]] = deque()
+        self.pending: dict[tuple[str, bool], list[Send]] = {}
+        self.stop: tuple[Outcome, str] | None = None
+        self.posts = 0
+
+    def add(self, sends: Iterable[Send]) -> None:
+        for send in sends:
+            key = (send.kind, bool(send.xero_id))
+            group = self.pending.setdefault(key, [])
+            group.append(send)
+            size = self.settings.sync_documents_per_task if self.posts else 2 * self.batch
+            if len(group) >= size:
+                self._post(self.pending.pop(key))
+
+    @property
+    def batch(self) -> int:
+        return self.settings.sync_batch_size
+
+    def check(self) -> None:
+        """Raise ``Interrupted`` once a posting task was (so the reading stops too)."""
+        if self.stop is not None and self.stop[0] is Outcome.INTERRUPTED:
+            raise Interrupted(self.stop[1])
+
+    def finish(self) -> None:
+        """Post what is left as small tasks side by side (not one long tail); wait for all."""
+        groups, self.pending = list(self.pending.values()), {}
+        for group in groups:
+            for start in range(0, len(group), 2 * self.batch):
+                self._post(group[start : start + 2 * self.batch])
+        while self.in_flight:
+            self._settle(*self.in_flight.popleft())
+
+    def interrupt(self, why: str) -> None:
+        """Post nothing more: what was not handed to a task is deferred INTERRUPTED; the tasks in
+        flight end (at once when the process is stopping) and report their bills."""
+        if self.stop is None:
+            self.stop = (Outcome.INTERRUPTED, f"not sent, the run was interrupted: {why}")
+        groups, self.pending = list(self.pending.values()), {}
+        for group in groups:
+            self.report.add_post(self._defer(group))
+        while self.in_flight:
+            self._settle(*self.in_flight.popleft())
+
+    def _defer(self, sends: list[Send]) -> PostReport:
+        assert self.stop is not None
+        outcome, reason = self.stop
+        return _defer_sends(self.integration, self.tenant_id, sends, outcome, reason, self.logger)
+
+    def _post(self, sends: list[Send]) -> None:
+        try:
+            while self.in_flight and (
+                len(self.in_flight) >= self.window or _finished(self.in_flight[0][0])
+            ):
+                self._settle(*self.in_flight.popleft())
+            if self.stop is None and self.posts == 0:  # the tenant's limits, before any call
+                ensure_tenant_limits(self.settings, self.tenant_id)
+        except Interrupted as exc:
+            self.stop = self.stop or (
+                Outcome.INTERRUPTED,
+                f"not sent, the run was interrupted: {exc}",
+            )
+        if self.stop is not None:
+            self.report.add_post(self._defer(sends))
+            return
+        self.posts += 1
+        what = _documents(len(sends), sends[0].kind, update=bool(sends[0].xero_id))
+        future = post_sends.with_options(
+            task_run_name=f"post {what} to {self.organisation} for {self.integration.name} "
+            f"(#{self.posts})"
+        ).submit(quote(self.integration), self.tenant_id, handoff.hand(sends))
+        self.in_flight.append((future, sends))
+
+    def _settle(self, future: PrefectFuture[Any], sends: list[Send]) -> None:
+        """Add a posting task's report; a task that ended without one (it crashed, or did not
+        end in time) counts its bills as interrupted (the ledger keeps what it had written)."""
+        timeout = self.settings.sync_post_task_timeout_seconds
+        try:
+            posted = _reported(future.result(timeout=timeout, raise_on_failure=False))
+        except TimeoutError:
+            posted = _unreported(sends, f"its posting task did not end within {timeout:.0f} s")
+        except Exception as exc:  # noqa: BLE001 (a crashed task: its bills are counted all the same)
+            posted = _unreported(sends, f"its posting task crashed: {type(exc).__name__}: {exc}")
+        if not isinstance(posted, PostReport):
+            posted = _unreported(sends, f"its posting task ended without a report: {posted!r}")
+        self.report.add_post(posted)
+        if posted.stop is None:
+            return
+        outcome, why = posted.stop
+        if outcome is Outcome.AUTH_FAILED and self.report.auth_failed is None:
+            self.report.auth_failed = why
+            self.stop = (Outcome.AUTH_FAILED, f"not sent: {why}")
+        elif outcome is Outcome.INTERRUPTED and (self.stop is None or self.stop[0] is not outcome):
+            self.stop = (Outcome.INTERRUPTED, f"not sent, the run was interrupted: {why}")
+            self.logger.error("posting stopped: %s", why)
+        elif self.stop is None:
+            self.stop = (Outcome.RATE_LIMIT_RETRY, f"deferred to the next run: {why}")
+            self.logger.warning("%s; the remaining bills wait for the next run", why)
+
+
+def _unreported(sends: list[Send], why: str) -> PostReport:
+    report = PostReport(stop=(Outcome.INTERRUPTED, why))
+    report.failures = [s.failure(Outcome.INTERRUPTED, why) for s in sends]
     return report
 
 
@@ -763,6 +941,9 @@ def _summarise(reports: list[IntegrationReport], dry_run: bool) -> Any:
     out); when a bill did not reach Xero, the failures report and a Failed state that counts
     them by cause."""
     logger = get_run_logger()
+    wait_until_reachable(
+        get_settings().prefect_api_wait_seconds, "reporting the end of this run", logger
+    )
     for report in reports:
         logger.info("%s", report.describe())
     create_table_artifact(
@@ -796,6 +977,9 @@ def _summarise(reports: list[IntegrationReport], dry_run: bool) -> Any:
 
 def _isolated(view: IntegrationView, **kwargs: Any) -> IntegrationReport:
     """Run one integration's subflow; its crash fails that subflow, not the others."""
+    wait_until_reachable(
+        get_settings().prefect_api_wait_seconds, f"starting the sync of {view.name}"
+    )
     try:
         state = sync_integration(view.id, view.name, return_state=True, **kwargs)
     finally:
@@ -865,6 +1049,7 @@ def sync_bills(
         dry_run: show what would be sent; post nothing and record nothing.
     """
     tune_process()
+    stopping.install()
     settings = get_settings()
     targets = _targets(list(integrations) or None)
     idle = _nothing_new(settings, targets)
@@ -954,6 +1139,7 @@ def rerun_failed_syncs(
         since: only failures recorded at or after this time.
     """
     tune_process()
+    stopping.install()
     settings = get_settings()
     asked = _asked([integration] if integration else None)
     entries = Ledger(database(settings)).entries(

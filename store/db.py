@@ -7,6 +7,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import OperationalError
+
+from config.errors import StoreUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -30,8 +34,24 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
+        event.listen(engine, "handle_error", _unavailable)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    event.listen(engine, "handle_error", _unavailable)
+    return engine
+
+
+def _unavailable(context: ExceptionContext) -> None:
+    """A database that does not answer raises ``StoreUnavailable`` (an ``Interrupted``: the
+    sync stops cleanly and the next run finishes), not a driver error a caller cannot place.
+    A failed pre-ping is left to the pool, which reconnects."""
+    if context.is_pre_ping:
+        return
+    if context.is_disconnect or isinstance(context.sqlalchemy_exception, OperationalError):
+        first = str(context.original_exception).strip().splitlines()
+        raise StoreUnavailable(
+            f"the project database did not answer: {first[0] if first else 'no reason given'}"
+        ) from context.original_exception
 
 
 def alembic_config(url: str) -> Config:

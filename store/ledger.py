@@ -31,6 +31,7 @@ class Outcome(StrEnum):
     ACCOUNTING_PERIOD_CLOSED = "ACCOUNTING_PERIOD_CLOSED"
     SKIPPED = "SKIPPED"
     MISSING_ACCOUNT_MAPPING = "MISSING_ACCOUNT_MAPPING"
+    INTERRUPTED = "INTERRUPTED"  # the run stopped before sending it (config.errors.Interrupted)
 
 
 #: What ``rerun_failed_syncs`` picks up by default: the bill did not reach Xero as it should,
@@ -42,6 +43,7 @@ RETRYABLE = frozenset(
         Outcome.AUTH_FAILED,
         Outcome.RATE_LIMIT_RETRY,
         Outcome.MISSING_ACCOUNT_MAPPING,
+        Outcome.INTERRUPTED,
     }
 )
 FAILED = RETRYABLE | {Outcome.INVOICE_ALREADY_PAID, Outcome.ACCOUNTING_PERIOD_CLOSED}

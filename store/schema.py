@@ -131,3 +131,22 @@ sync_leases = Table(
     Column("acquired_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
 )
+
+# Xero's per-tenant limits shared by every process (see store/tenant_limits.py): a row per call
+# slot (free, or held by one poster until its lease lapses) and a row per tenant for the rate.
+tenant_slots = Table(
+    "tenant_slots",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("holder", String(64)),
+    Column("expires_at", Float, nullable=False),
+)
+
+tenant_rate = Table(
+    "tenant_rate",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    # When the next call may start: a grant moves it one refill interval past its own time.
+    Column("next_at", Float, nullable=False),
+)

@@ -26,6 +26,7 @@ CAUSES = {
     Outcome.INVOICE_ALREADY_PAID.value: "already paid in Xero",
     Outcome.ACCOUNTING_PERIOD_CLOSED.value: "accounting period closed in Xero",
     Outcome.STARTED.value: "outcome unknown",
+    Outcome.INTERRUPTED.value: "interrupted",
 }
 
 
@@ -108,6 +109,8 @@ def fix_for(failure: BillFailure, integration: str, organisation: str) -> str:
         )
     if outcome == Outcome.RATE_LIMIT_RETRY.value:
         return "nothing: the next run retries it"
+    if outcome == Outcome.INTERRUPTED.value:
+        return "nothing: the next run (or rerun_failed_syncs) sends it"
     if outcome == Outcome.STARTED.value:
         return "nothing: the next run looks it up in Xero and finishes it"
     if outcome == Outcome.INVOICE_ALREADY_PAID.value:

@@ -73,7 +73,7 @@ class PagePlan:
     unchanged: int = 0
 
 
-def _version(bill: Bill) -> int:
+def bill_version(bill: Bill) -> int:
     return int(bill.version or 0)
 
 
@@ -104,7 +104,7 @@ def plan_page(
     """
     plan = PagePlan()
     for bill in bills:
-        version = _version(bill)
+        version = bill_version(bill)
         entry = ledger.get(bill.id)
         if (
             entry is not None

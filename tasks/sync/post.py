@@ -12,7 +12,6 @@ that Xero never holds both an invoice and a credit note for it.
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,12 +20,14 @@ from typing import Any
 
 from config.errors import (
     AuthError,
+    Interrupted,
     PermanentError,
     RateLimitError,
     TransientError,
 )
 from config.settings import Settings
 from store.ledger import Fate, Ledger, Outcome
+from tasks.sync import stopping
 from tasks.sync.failures import BillFailure
 from tasks.sync.limits import TenantSlots
 from tasks.sync.plan import ID_FIELD, Send, idempotency_key
@@ -107,7 +108,7 @@ class TenantPoster:
         tenant_id: str,
         run_id: str | None = None,
         log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = stopping.pause,
         slots: TenantSlots | None = None,
     ) -> None:
         self.settings = settings
@@ -140,18 +141,22 @@ class TenantPoster:
                     size = self.settings.sync_batch_size
                     for start in range(0, len(group), size):
                         self._post_batch(group[start : start + size], update, report)
-        except (AuthError, DailyLimitReached) as exc:
-            auth = isinstance(exc, AuthError)
-            outcome = Outcome.AUTH_FAILED if auth else Outcome.RATE_LIMIT_RETRY
+        except (AuthError, DailyLimitReached, Interrupted) as exc:
+            outcome, reason = _stopped(exc)
             report.stop = (outcome, str(exc))
             rest = [s for s in sends if s.bill_id not in self._reported]
             if rest:
-                reason = f"not sent: {exc}" if auth else f"deferred to the next run: {exc}"
                 fates = [unsent_fate(s, self.tenant_id, outcome, reason) for s in rest]
-                self._report_and_record(fates, report, update=False)
+                for fate in fates:
+                    self._report(report, fate, update=False)
+                self._unwritten.extend(fates)
                 self.log.warning("%d more bill(s) %s: %s", len(rest), outcome.value, reason)
         finally:
-            self._record([])
+            try:
+                self._record([])
+            except Interrupted as exc:  # the database went away: the ledger keeps its rows
+                self.log.error("could not record the last outcomes in the ledger: %s", exc)
+                report.stop = report.stop or (Outcome.INTERRUPTED, str(exc))
         return report
 
     # -- steps -------------------------------------------------------------------------------
@@ -311,6 +316,8 @@ class TenantPoster:
         except DailyLimitReached as exc:
             self._record_all(batch, Outcome.RATE_LIMIT_RETRY, str(exc), report, update)
             raise
+        except Interrupted:
+            raise  # post() records the batch and the rest INTERRUPTED (a lookup comes first)
         except RateLimitError as exc:
             self._record_all(batch, Outcome.RATE_LIMIT_RETRY, str(exc), report, update)
             return
@@ -406,7 +413,7 @@ class TenantPoster:
         def guarded() -> Any:
             try:
                 return attempt()
-            except DailyLimitReached as exc:
+            except (DailyLimitReached, Interrupted) as exc:  # waited enough, or stopping
                 raise _NoRetry(exc) from exc
 
         try:
@@ -483,6 +490,15 @@ def fate_for(send: Send, tenant_id: str, outcome: Outcome, **extra: Any) -> Fate
         tenant_id=tenant_id,
         **extra,
     )
+
+
+def _stopped(exc: Exception) -> tuple[Outcome, str]:
+    """The outcome and ledger reason of bills a poster did not send because of ``exc``."""
+    if isinstance(exc, AuthError):
+        return Outcome.AUTH_FAILED, f"not sent: {exc}"
+    if isinstance(exc, Interrupted):
+        return Outcome.INTERRUPTED, f"not sent, the run was interrupted: {exc}"
+    return Outcome.RATE_LIMIT_RETRY, f"deferred to the next run: {exc}"
 
 
 def unsent_fate(send: Send, tenant_id: str, outcome: Outcome, reason: str) -> Fate:
