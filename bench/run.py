@@ -4,7 +4,7 @@ Prefect server (subprocess, on PostgreSQL), each written next to the workload th
 1. ceiling ratio: Xero's per-tenant limits on (a scaled minute), 5,000 bills over 2 tenants;
 2. overhead ratio: 10,000 bills, 2,000 accounts, 4 integrations, limits off;
    ``sync_bills`` ÷ a plain httpx script (``bench.floor``); and again with the sync's
-   cluster-wide Prefect limits on (rate sized out of the way), to show what they cost;
+   cluster-wide shared limits on (rate sized out of the way), to show what they cost;
 3. memory: peak RSS of the sync process at 10,000 and at 50,000 bills;
 4. nothing-changed rerun: Xero calls and time ÷ the first run's.
 
@@ -142,7 +142,7 @@ def ceiling(started: procs.Started, m3ter: str, prefect_api: str, tmp: str) -> d
         tmp,
         PREFECT_API_URL=prefect_api,
         BILLSYNC_XERO_MINUTE_SECONDS=str(minute),
-        BILLSYNC_XERO_USE_PREFECT_LIMITS="true",
+        BILLSYNC_XERO_SHARED_LIMITS="true",
     )
     out = _measured(
         started,
@@ -172,7 +172,7 @@ def ceiling(started: procs.Started, m3ter: str, prefect_api: str, tmp: str) -> d
         "workload": (
             f"5,000 bills (500 accounts × 10) over 2 integrations, one per org; Xero sandbox "
             f"limits on, time scale {scale} (a minute = {minute} s), "
-            f"BILLSYNC_XERO_MINUTE_SECONDS={minute}, our Prefect limits on"
+            f"BILLSYNC_XERO_MINUTE_SECONDS={minute}, our shared limits on"
         ),
         "wall_seconds": run["wall_seconds"],
         "cpu_seconds": {"sync": run["cpu_seconds"], **out["others_cpu_seconds"]},
@@ -192,13 +192,13 @@ def _unlimited(
     bills: int,
     rerun: bool,
     floor: bool,
-    prefect_limits: bool = False,
+    shared_limits: bool = False,
 ) -> dict[str, Any]:
     """A sync of ``bills`` bills (5 per account, 4 integrations, 2 per org) with limits off:
     the sandbox enforces none, and the sync keeps only a per-process semaphore of the tenant's
-    concurrency (``XERO_USE_PREFECT_LIMITS=false``). With ``prefect_limits`` the sync holds
-    them cluster-wide through Prefect instead, the rate sized out of the way: a slot per posting
-    task and a rate token before every call, their API calls paid."""
+    concurrency (``XERO_SHARED_LIMITS=false``). With ``shared_limits`` the sync holds them
+    cluster-wide through the project database instead, the rate sized out of the way: a slot
+    per posting task and a rate grant before every call, their database round trips paid."""
     xero = procs.xero_sandbox(started, 1.0)
     httpx.post(f"{xero}/_sandbox/limits", json={"enabled": False}, timeout=30).raise_for_status()
     accounts = _bills(m3ter, bills // 5, 5)
@@ -208,7 +208,7 @@ def _unlimited(
         m3ter,
         tmp,
         PREFECT_API_URL=prefect_api,
-        BILLSYNC_XERO_USE_PREFECT_LIMITS="true" if prefect_limits else "false",
+        BILLSYNC_XERO_SHARED_LIMITS="true" if shared_limits else "false",
         BILLSYNC_XERO_TENANT_CALLS_PER_MINUTE="1000000",
     )
     result: dict[str, Any] = {}
@@ -258,10 +258,10 @@ def _print(results: dict[str, Any]) -> None:
         ("ceiling ratio (end to end)", f"{c['end_to_end_ratio']:.3f}", "-", "same run"),
         ("overhead ratio", f"{o['ratio']:.2f}", "≤ 2.0", o["workload"]),
         (
-            "overhead ratio, Prefect limits on",
-            f"{o['with_prefect_limits']['ratio']:.2f}",
+            "overhead ratio, shared limits on",
+            f"{o['with_shared_limits']['ratio']:.2f}",
             "-",
-            o["with_prefect_limits"]["workload"],
+            o["with_shared_limits"]["workload"],
         ),
         ("sync of 10,000 bills", f"{o['sync_seconds']:.1f} s", "< 60 s", "same run"),
         ("floor (plain httpx)", f"{o['floor_seconds']:.1f} s", "-", "same bills and batches"),
@@ -311,7 +311,7 @@ def main() -> int:
                     "sync_xero_calls": first["xero_calls"],
                     "integrations": first["integrations"],
                 }
-                print("overhead with Prefect limits on (10,000 bills) ...", flush=True)
+                print("overhead with shared limits on (10,000 bills) ...", flush=True)
                 on = _unlimited(
                     started,
                     m3ter,
@@ -320,11 +320,11 @@ def main() -> int:
                     10_000,
                     rerun=False,
                     floor=True,
-                    prefect_limits=True,
+                    shared_limits=True,
                 )
-                results["overhead"]["with_prefect_limits"] = {
-                    "workload": "the same, with the sync's Prefect limits on: a concurrency slot "
-                    "(5 per tenant) per posting task, a rate token (rate sized out of the way) "
+                results["overhead"]["with_shared_limits"] = {
+                    "workload": "the same, with the sync's shared limits on: a concurrency slot "
+                    "(5 per tenant) per posting task, a rate grant (rate sized out of the way) "
                     "before every call",
                     **_against_floor(on),
                 }

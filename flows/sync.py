@@ -684,6 +684,9 @@ def _sync(
         report.problem = f"interrupted ({interrupted}); bills not read yet wait for the next sync"
         if not isinstance(exc, Exception):
             raise
+    if interrupted is None and posting.interrupted is not None:  # the last tasks stopped
+        interrupted = posting.interrupted
+        report.problem = f"interrupted ({interrupted})"
     progress.finish()
     try:
         _conclude(settings, integration, rules, reading, report, since, dry_run, interrupted)
@@ -775,6 +778,7 @@ class _Posting:
         self.in_flight: deque[tuple[PrefectFuture[Any], list[Send]]] = deque()
         self.pending: dict[tuple[str, bool], list[Send]] = {}
         self.stop: tuple[Outcome, str] | None = None
+        self.why = ""  # what stopped the posting, in a line
         self.posts = 0
 
     def add(self, sends: Iterable[Send]) -> None:
@@ -790,10 +794,15 @@ class _Posting:
     def batch(self) -> int:
         return self.settings.sync_batch_size
 
+    @property
+    def interrupted(self) -> str | None:
+        """Why posting stopped short (a wait that expired, the database away), if it did."""
+        return self.why if self.stop is not None and self.stop[0] is Outcome.INTERRUPTED else None
+
     def check(self) -> None:
         """Raise ``Interrupted`` once a posting task was (so the reading stops too)."""
-        if self.stop is not None and self.stop[0] is Outcome.INTERRUPTED:
-            raise Interrupted(self.stop[1])
+        if self.interrupted is not None:
+            raise Interrupted(self.interrupted)
 
     def finish(self) -> None:
         """Post what is left as small tasks side by side (not one long tail); wait for all."""
@@ -808,6 +817,7 @@ class _Posting:
         """Post nothing more: what was not handed to a task is deferred INTERRUPTED; the tasks in
         flight end (at once when the process is stopping) and report their bills."""
         if self.stop is None:
+            self.why = why
             self.stop = (Outcome.INTERRUPTED, f"not sent, the run was interrupted: {why}")
         groups, self.pending = list(self.pending.values()), {}
         for group in groups:
@@ -829,10 +839,9 @@ class _Posting:
             if self.stop is None and self.posts == 0:  # the tenant's limits, before any call
                 ensure_tenant_limits(self.settings, self.tenant_id)
         except Interrupted as exc:
-            self.stop = self.stop or (
-                Outcome.INTERRUPTED,
-                f"not sent, the run was interrupted: {exc}",
-            )
+            if self.stop is None:
+                self.why = str(exc)
+                self.stop = (Outcome.INTERRUPTED, f"not sent, the run was interrupted: {exc}")
         if self.stop is not None:
             self.report.add_post(self._defer(sends))
             return
@@ -864,6 +873,7 @@ class _Posting:
             self.report.auth_failed = why
             self.stop = (Outcome.AUTH_FAILED, f"not sent: {why}")
         elif outcome is Outcome.INTERRUPTED and (self.stop is None or self.stop[0] is not outcome):
+            self.why = why
             self.stop = (Outcome.INTERRUPTED, f"not sent, the run was interrupted: {why}")
             self.logger.error("posting stopped: %s", why)
         elif self.stop is None:

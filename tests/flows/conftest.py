@@ -105,7 +105,7 @@ def sync_env(
         "BILLSYNC_SYNC_RETRY_BASE_SECONDS": "0.05",
         "BILLSYNC_SYNC_RETRY_MAX_SECONDS": "0.5",
         "BILLSYNC_SYNC_MAX_ATTEMPTS": "8",
-        # Xero's limits on a 3-second "minute", in the sandbox and in our Prefect limits alike.
+        # Xero's limits on a 3-second "minute", in the sandbox and in our shared limits alike.
         "BILLSYNC_XERO_MINUTE_SECONDS": "3",
     }
     limits = httpx.post(f"{xero_server.url}/_sandbox/limits", json={"time_scale": 0.05})

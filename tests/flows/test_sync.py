@@ -450,7 +450,7 @@ def test_daily_limit_defers_the_rest_to_the_next_run(sync_env, connect, xero_ser
 
 
 def test_run_artifacts_and_per_tenant_limits(sync_env, connect, xero_server, m3ter_sandbox):
-    from prefect.client.orchestration import get_client
+    from store.tenant_limits import TenantLimits
 
     main = connect("Observed")
     bill = first_bill(m3ter_sandbox)
@@ -464,8 +464,6 @@ def test_run_artifacts_and_per_tenant_limits(sync_env, connect, xero_server, m3t
     assert "Observed" in summary and "updated" in summary
     failures = artifacts["bill-sync-failures"]
     assert bill["id"] in failures and "INVOICE_ALREADY_PAID" in failures
-    with get_client(sync_client=True) as client:
-        slots = client.read_global_concurrency_limit_by_name(f"xero-tenant-{main['tenant_id']}")
-        rate = client.read_global_concurrency_limit_by_name(f"xero-tenant-rate-{main['tenant_id']}")
-    assert slots.limit == 5
-    assert rate.slot_decay_per_second > 0 and rate.limit <= 60
+    # The tenant's shared limits were made in the project database, and nothing holds them.
+    limits = TenantLimits(database(get_settings()))
+    assert limits.known(main["tenant_id"]) and limits.held(main["tenant_id"]) == 0

@@ -170,7 +170,7 @@ def served(
         "BILLSYNC_SYNC_RETRY_BASE_SECONDS": "0.05",
         "BILLSYNC_SYNC_RETRY_MAX_SECONDS": "0.5",
         # Xero's limits on a 3-second "minute", in the sandbox (the sync tests set its time
-        # scale) and in our Prefect limits alike.
+        # scale) and in our shared limits alike.
         "BILLSYNC_XERO_MINUTE_SECONDS": "3",
     }
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}

@@ -1,0 +1,74 @@
+"""A served sync that cannot make progress stops promptly when its process is told to (SIGTERM:
+a worker's cancellation, a deploy, ``kill``), and its ledger says what it did not send.
+
+Issue 14: a run stuck waiting on a tenant's slots ignored SIGTERM for 20–30 s and needed
+SIGKILL. Here every slot of the tenant is held by a run that died (leases of 10 minutes), the
+served sync waits for one (its wait would last ``XERO_LIMIT_WAIT_SECONDS``, 600 s), and
+SIGTERM ends the process in seconds."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from config.settings import get_settings
+from sandbox.connect import connect_integration
+from store.factory import database
+from store.ledger import Ledger, Outcome
+from store.tenant_limits import TenantLimits
+
+
+def _alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_a_sync_waiting_on_a_wedged_tenant_stops_promptly_on_sigterm(as_served, xero_server):
+    served = as_served
+    made = connect_integration(xero_server.url, "Stopped sync")
+    limits = TenantLimits(database(get_settings()))
+    limits.ensure(made.tenant_id, get_settings().xero_tenant_concurrency)
+    dead = [f"dead-run-{n}" for n in range(get_settings().xero_tenant_concurrency)]
+    held = [(limits.take_slot(made.tenant_id, holder, 600), holder) for holder in dead]
+    assert all(number is not None for number, _ in held)
+    try:
+        run_id = served.run("sync_bills", integrations=["Stopped sync"])
+        run = served.wait(run_id, lambda r: bool(r.get("infrastructure_pid")), timeout=60)
+        pid = int(str(run["infrastructure_pid"]).rsplit(":", 1)[-1])
+        deadline = time.monotonic() + 60
+        while True:  # until a posting task is running: it waits for a slot
+            subflows = served.subflows(run_id)
+            posting = [
+                t
+                for t in served.task_runs([s["id"] for s in subflows])
+                if t["name"].startswith("post ") and t["state_type"] == "RUNNING"
+            ]
+            if posting:
+                break
+            assert time.monotonic() < deadline, "no posting task started"
+            time.sleep(0.3)
+        time.sleep(1)
+
+        os.kill(pid, signal.SIGTERM)
+        began = time.monotonic()
+        while _alive(pid) and time.monotonic() - began < 30:
+            time.sleep(0.1)
+        took = time.monotonic() - began
+        assert not _alive(pid), "the flow-run process ignored SIGTERM for 30 s"
+        assert took < 10, f"the flow-run process took {took:.1f} s to stop"
+
+        run = served.finished(run_id, timeout=120)
+        assert run["state_type"] in ("CRASHED", "FAILED"), run["state"]
+        ledger = Ledger(database(get_settings())).snapshot(made.integration_id)
+        interrupted = [b for b, e in ledger.items() if e.outcome is Outcome.INTERRUPTED]
+        assert interrupted, {e.outcome for e in ledger.values()}
+        assert not [b for b, e in ledger.items() if e.outcome is Outcome.COMPLETE]
+    finally:
+        for number, holder in held:
+            if number is not None:
+                limits.release_slot(made.tenant_id, number, holder)
