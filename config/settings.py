@@ -73,8 +73,10 @@ class Settings(BaseSettings):
     xero_slot_lease_seconds: float = Field(default=60, gt=0)
     # Every wait ends (tasks/sync/limits.py): for a call slot or a rate grant, at most this long.
     xero_limit_wait_seconds: float = Field(default=600, gt=0)
-    # A posting task not done in this long interrupts its integration's sync.
+    # A posting task not done in this long interrupts its integration's sync; an integration's
+    # sync not done in this long is reported "not synced to the end" by its run.
     sync_post_task_timeout_seconds: float = Field(default=1800, gt=0)
+    sync_run_timeout_seconds: float = Field(default=6 * 3600, gt=0)
     # The Prefect API unreachable: the sync keeps posting, then waits this long at most to
     # report its end (tasks/prefect_api.py).
     prefect_api_wait_seconds: float = Field(default=300, ge=0)

@@ -1013,7 +1013,11 @@ def _isolated(view: IntegrationView, **kwargs: Any) -> IntegrationReport:
         dry_run=bool(kwargs.get("dry_run")),
         problem=f"sync crashed: {str(state.message)[:300]}",
     )
-    count = integration_store(settings).record_run(view.id, failed=True)
+    try:
+        count = integration_store(settings).record_run(view.id, failed=True)
+    except Interrupted as exc:  # the database is away: the run is not counted
+        get_run_logger().error("could not count the failed sync of %s: %s", view.name, exc)
+        return report
     if count >= settings.auto_disable_after_failed_runs:
         report.disabled = _disable(view, f"{count} failing sync runs in a row: {report.problem}")
     return report
@@ -1022,8 +1026,8 @@ def _isolated(view: IntegrationView, **kwargs: Any) -> IntegrationReport:
 @task(name="sync integration", cache_policy=NO_CACHE, persist_result=False)
 def sync_one(view: IntegrationView, **kwargs: Any) -> Any:
     """Carries one integration's subflow so integrations run side by side (their tenants'
-    limits are Prefect's, shared by every worker, so running together is safe). Failed, with
-    the report, when its subflow is."""
+    limits are shared by every worker through the project database, so running together is
+    safe). Failed, with the report, when its subflow is."""
     return _ended(_isolated(view, **kwargs))
 
 
@@ -1042,7 +1046,22 @@ def _concurrently(
         )
         for v in views
     ]
-    return [_reported(f.result(raise_on_failure=False)) for f in futures]
+    timeout = get_settings().sync_run_timeout_seconds
+    deadline = time.monotonic() + timeout
+    reports = []
+    for view, future in zip(views, futures, strict=True):
+        try:
+            left = max(0.0, deadline - time.monotonic())
+            reports.append(_reported(future.result(timeout=left, raise_on_failure=False)))
+        except TimeoutError:  # its waits are bounded, so only a stuck thread gets here
+            reports.append(
+                IntegrationReport(
+                    view.name,
+                    view.id,
+                    problem=f"not synced to the end: its sync did not end within {timeout:.0f} s",
+                )
+            )
+    return reports
 
 
 @flow(name="sync_bills")
@@ -1060,6 +1079,20 @@ def sync_bills(
     """
     tune_process()
     stopping.install()
+    return _unless_interrupted(lambda: _sync_all(integrations, since, dry_run))
+
+
+def _unless_interrupted(run: Callable[[], Any]) -> Any:
+    """A run the project database (or a stop) cut short before any integration could report
+    ends Failed with the reason in a line, not a traceback."""
+    try:
+        return run()
+    except Interrupted as exc:
+        get_run_logger().error("the run was interrupted: %s", exc)
+        return expected_failure(f"interrupted: {exc}")
+
+
+def _sync_all(integrations: tuple[str, ...], since: dt.date | None, dry_run: bool) -> Any:
     settings = get_settings()
     targets = _targets(list(integrations) or None)
     idle = _nothing_new(settings, targets)
@@ -1150,6 +1183,10 @@ def rerun_failed_syncs(
     """
     tune_process()
     stopping.install()
+    return _unless_interrupted(lambda: _rerun(integration, bills, since))
+
+
+def _rerun(integration: str, bills: tuple[str, ...], since: dt.datetime | None) -> Any:
     settings = get_settings()
     asked = _asked([integration] if integration else None)
     entries = Ledger(database(settings)).entries(

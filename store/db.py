@@ -48,10 +48,14 @@ def _unavailable(context: ExceptionContext) -> None:
     if context.is_pre_ping:
         return
     if context.is_disconnect or isinstance(context.sqlalchemy_exception, OperationalError):
-        first = str(context.original_exception).strip().splitlines()
-        raise StoreUnavailable(
-            f"the project database did not answer: {first[0] if first else 'no reason given'}"
-        ) from context.original_exception
+        raise _unanswered(context.original_exception) from context.original_exception
+
+
+def _unanswered(error: BaseException) -> StoreUnavailable:
+    first = str(error).strip().splitlines()
+    return StoreUnavailable(
+        f"the project database did not answer: {first[0] if first else 'no reason given'}"
+    )
 
 
 def alembic_config(url: str) -> Config:
@@ -63,4 +67,7 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str) -> None:
     """Bring the database at ``url`` to the newest schema (idempotent)."""
-    command.upgrade(alembic_config(url), "head")
+    try:
+        command.upgrade(alembic_config(url), "head")
+    except OperationalError as exc:  # alembic's own engine: no handle_error of ours
+        raise _unanswered(exc.orig if exc.orig is not None else exc) from exc

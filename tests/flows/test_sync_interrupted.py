@@ -75,3 +75,19 @@ def test_slots_held_by_a_dead_run_end_the_sync_in_time_count_every_bill_and_heal
     complete = ledger.entries(integration_ids=[main["id"]], outcomes=[Outcome.COMPLETE])
     assert documents(xero_server, main["tenant_id"]) == len(complete) >= n
     assert limits.held(main["tenant_id"]) == 0
+
+
+def test_a_project_database_that_does_not_answer_fails_the_run_in_a_line(
+    app_env, clean_settings
+):
+    from sandbox.serve import free_port
+
+    clean_settings.setenv(
+        "BILLSYNC_DATABASE_URL", f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/gone"
+    )
+    get_settings.cache_clear()
+    for flow in (sync_bills, rerun_failed_syncs):
+        state = flow(return_state=True)
+        assert state.is_failed(), state
+        assert state.message.startswith("interrupted: the project database did not answer")
+        assert "Connection refused" in state.message
