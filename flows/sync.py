@@ -679,7 +679,8 @@ def _sync(
         interrupted = _interruption(exc, logger)
         if not isinstance(exc, Exception):  # SIGTERM or Ctrl-C: every poster stops at once
             stopping.request_stop(interrupted)
-        report.add_post(_defer(integration, tenant_id, unplanned, interrupted, logger))
+        if not dry_run:  # a dry run records nothing
+            report.add_post(_defer(integration, tenant_id, unplanned, interrupted, logger))
         posting.interrupt(interrupted)
         report.problem = f"interrupted ({interrupted}); bills not read yet wait for the next sync"
         if not isinstance(exc, Exception):

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from config.errors import Interrupted, WaitExpired
+from config.errors import Interrupted, PermanentError, WaitExpired
 from config.settings import Settings
 from store.factory import database
 from store.tenant_limits import TenantLimits
@@ -207,6 +207,7 @@ class TenantSlots:
         """One of the tenant's call slots: handed over in this process, or free in the pool."""
         handoff = _handoff(self.tenant_id)
         started = self._clock()
+        refused = False
         while True:
             handed = handoff.take()
             if handed is not None:
@@ -214,11 +215,17 @@ class TenantSlots:
             number = limits.take_slot(self.tenant_id, self._holder, self._lease_seconds)
             if number is not None:
                 return Slot(number, self._holder, self._clock())
+            if not refused and not limits.known(self.tenant_id):  # strict: no rows, no wait
+                raise PermanentError(
+                    f"no call slots for Xero tenant {self.tenant_id}: "
+                    "ensure_tenant_limits must run before its first call"
+                )
             if self._clock() - started >= self._wait_seconds:
                 holders = ", ".join(limits.holders(self.tenant_id)) or "nobody now"
                 raise self._expired(
                     f"one of the tenant's {self._concurrency} call slots (held by {holders})"
                 )
+            refused = True
             handoff.wait(SLOT_POLL_SECONDS * (1 + 0.5 * random.random()))  # noqa: S311
             stopping.check()
 
