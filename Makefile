@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CHROMIUM := $(shell command -v chromium 2>/dev/null)
+INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb) $(shell command -v initdb 2>/dev/null))
 
-.PHONY: install browser demo test lint serve bench cluster-test clean
+.PHONY: install browser postgres-server demo test lint serve bench cluster-test clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,8 +36,14 @@ serve: install
 bench: install
 	$(BIN)/python -m bench.run
 
+# The cluster check restarts a PostgreSQL instance of its own: it needs the server binaries.
+postgres-server:
+ifeq ($(INITDB),)
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+endif
+
 # A Prefect server on PostgreSQL, two process workers, prefect.yaml deployments (README: Scale-out).
-cluster-test: install
+cluster-test: install postgres-server
 	$(BIN)/python -m deployments.cluster
 
 clean:

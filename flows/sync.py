@@ -605,6 +605,14 @@ def sync_integration(
                 organisation=_organisation(settings, integration_id),
                 problem=f"not synced (busy): {exc}",
             )
+        except Interrupted as exc:  # before or after the sync proper: the database went away
+            logger.error("%s", exc)
+            report = IntegrationReport(
+                integration_name,
+                integration_id,
+                organisation=_organisation(settings, integration_id),
+                problem=f"interrupted ({exc})",
+            )
         return _ended(report)
 
 

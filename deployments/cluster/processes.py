@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -84,6 +85,8 @@ class Processes:
 
     log_dir: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # name -> (args, env, cwd) of its last start, so ``restart`` starts it the same way.
+    specs: dict[str, tuple[list[str], dict[str, str], Path]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -98,16 +101,32 @@ class Processes:
         )
         log.close()
         self.procs[name] = proc
+        self.specs[name] = (args, env, cwd)
         return proc
+
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        """Start ``name`` again with the command, environment and folder of its last start."""
+        if name in self.procs:
+            raise ClusterError(f"{name} is still running; stop it before starting it again")
+        self.note(name, "started again")
+        return self.start(name, *self.specs[name])
+
+    def note(self, name: str, text: str) -> None:
+        """A marked line in ``name``'s log, to find an event among its own lines."""
+        stamp = time.strftime("%H:%M:%S")
+        with (self.log_dir / f"{name}.log").open("a") as log:
+            log.write(f"===== cluster check {stamp}: {text} =====\n")
 
     def pid(self, name: str) -> int:
         return self.procs[name].pid
 
-    def stop(self, name: str, grace: float = 10) -> None:
-        """SIGTERM the process, its group and every descendant; SIGKILL what outlives ``grace``."""
+    def stop(self, name: str, grace: float = 10) -> bool:
+        """SIGTERM the process, its group and every descendant; SIGKILL what outlives ``grace``.
+
+        True when everything ended on SIGTERM (or nothing was running)."""
         proc = self.procs.pop(name, None)
         if proc is None:
-            return
+            return True
         pids = [proc.pid, *descendants(proc.pid)]
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -117,12 +136,14 @@ class Processes:
             time.sleep(0.1)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        graceful = proc.poll() is not None and not any(alive(p) for p in pids)
         pids += descendants(proc.pid) if proc.poll() is None else []
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         kill_pids([p for p in pids if alive(p)])
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
+        return graceful
 
     def forget(self, name: str) -> subprocess.Popen[bytes] | None:
         """Drop a process already killed on purpose (reaping it)."""
@@ -141,6 +162,25 @@ class Processes:
         if not path.exists():
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Nothing listens on ``port`` and a server could bind it now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_port_free(port: int, what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not port_free(port):
+        if time.monotonic() > deadline:
+            raise ClusterError(f"port {port} still taken {timeout:.0f} s after {what} stopped")
+        time.sleep(0.2)
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float = 120) -> None:

@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
-from config.errors import TransientError
+from config.errors import Interrupted, TransientError
 from config.settings import Settings
 from store.factory import database
 from store.sync_leases import Lease, SyncLeases
+from tasks.sync import stopping
 
 
 class IntegrationBusy(TransientError):
@@ -32,6 +33,7 @@ class IntegrationLease:
     """
 
     POLL_SECONDS = 1.0
+    RELEASE_SECONDS = 10.0  # a database back within this long gets the lease back at once
 
     def __init__(
         self,
@@ -41,7 +43,7 @@ class IntegrationLease:
         holder: str,
         *,
         log: logging.Logger | logging.LoggerAdapter[logging.Logger],
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = stopping.pause,
     ) -> None:
         self.leases = SyncLeases(database(settings))
         self.seconds = settings.sync_lease_seconds
@@ -79,8 +81,22 @@ class IntegrationLease:
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join()
-        self.leases.release(self.integration_id, self.holder)
         self.held = False
+        began = time.monotonic()
+        while True:
+            try:
+                self.leases.release(self.integration_id, self.holder)
+                return
+            except Interrupted as exc:  # the database is away: try a little, else it lapses
+                if stopping.stopping() or time.monotonic() - began >= self.RELEASE_SECONDS:
+                    self.log.warning(
+                        "could not give back the sync lease of %s (%s): it lapses in %.0f s",
+                        self.name,
+                        exc,
+                        self.seconds,
+                    )
+                    return
+            self.sleep(1.0)
 
     def _wait(self) -> None:
         began = time.monotonic()
