@@ -78,3 +78,22 @@ def expected_failure(message: str, details: object | None = None) -> Any:
     from prefect.states import Failed
 
     return Failed(message=message, data=RunFailed(message, details=details))
+
+
+def reported(value: Any) -> Any:
+    """What a run or task returned, whether it Completed with it or Failed with it on purpose
+    (the ``details`` of the ``RunFailed`` that ``expected_failure`` put in its state); any
+    other exception is raised."""
+    if isinstance(value, RunFailed):
+        return value.details
+    if isinstance(value, BaseException):
+        raise value
+    return value
+
+
+def flow_run_id() -> str | None:
+    """The id of the flow run this code runs in, if any."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return str(context.flow_run.id) if context and context.flow_run else None

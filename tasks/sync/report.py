@@ -1,0 +1,143 @@
+"""What one integration's sync did: the summary table's row, its failures, its notes.
+
+A subflow returns it (as its result, or inside the ``RunFailed`` of its Failed state), and the
+run's end is built from the reports of all its integrations.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from config.errors import BillSyncError
+from store.ledger import FAILED, Fate
+from tasks.sync.accounts import AccountLookup
+from tasks.sync.failures import BillFailure, not_sent
+from tasks.sync.post import PostReport
+
+LISTED = 200  # failed bills a report lists (all of them are counted)
+
+
+@dataclass
+class IntegrationReport:
+    """One integration's run: the summary table's row, its failures and what else happened."""
+
+    integration: str
+    integration_id: str
+    organisation: str = ""
+    dry_run: bool = False
+    sent: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    outside: int = 0
+    would_send: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    failed: int = 0  # bills that did not reach Xero
+    causes: Counter[str] = field(default_factory=Counter)
+    failures: list[BillFailure] = field(default_factory=list)  # the first LISTED of them
+    xero_calls: int = 0
+    read: str = ""
+    problem: str | None = None  # the integration was not synced to the end (crashed, busy)
+    disabled: str | None = None
+    auth_failed: str | None = None  # Xero refused the credential (with its words)
+
+    @property
+    def failing(self) -> bool:
+        return self.failed > 0 or self.problem is not None
+
+    def row(self) -> dict[str, Any]:
+        """The summary table's row: few, short columns, the counts a person looks for first."""
+        sent = ("would send", self.would_send) if self.dry_run else ("sent", self.sent)
+        return {
+            "integration": self.integration,
+            "organisation": self.organisation,
+            sent[0]: sent[1],
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "skipped": sum(self.skipped.values()),
+            "failed": self.failed if self.problem is None else "not synced",
+            "xero calls": self.xero_calls,
+        }
+
+    def details(self) -> dict[str, Any]:
+        """Everything the run knows of the integration (the run's result, for callers)."""
+        return {
+            "integration": self.integration,
+            "organisation": self.organisation,
+            "sent": self.sent,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "other accounts' bills": self.outside,
+            "would send (dry run)": self.would_send,
+            "skipped": sum(self.skipped.values()),
+            "skipped why": dict(sorted(self.skipped.items())),
+            "failed": self.failed,
+            "failed why": dict(self.causes),
+            "xero calls": self.xero_calls,
+            "read": self.read,
+            "note": "; ".join(self.notes()),
+        }
+
+    def notes(self) -> list[str]:
+        return [n for n in (self.problem, self.disabled) if n]
+
+    def describe(self) -> str:
+        """A log line with what the table leaves out."""
+        skipped = ", ".join(f"{why}: {n}" for why, n in sorted(self.skipped.items()))
+        parts = [
+            f"{self.integration} ({self.organisation or 'no organisation'})",
+            f"read {self.read or 'nothing'}",
+            f"other accounts' bills {self.outside}",
+            f"skipped {sum(self.skipped.values())}" + (f" ({skipped})" if skipped else ""),
+            *self.notes(),
+        ]
+        if self.dry_run:
+            parts.insert(2, f"would send {self.would_send}")
+        return "; ".join(parts)
+
+    def message(self) -> str:
+        return message_of([self])
+
+    def add_failures(self, failures: Iterable[BillFailure]) -> None:
+        for failure in failures:
+            self.failed += 1
+            self.causes[failure.cause] += 1
+            if len(self.failures) < LISTED:
+                self.failures.append(failure)
+
+    def add_post(self, report: PostReport) -> None:
+        self.sent += report.created
+        self.updated += report.updated
+        self.xero_calls += report.calls
+        self.add_failures(report.failures)
+
+    def add_skips(self, fates: Iterable[Fate]) -> None:
+        for fate in fates:
+            if fate.outcome not in FAILED:
+                self.skipped[fate.reason or fate.outcome.value] += 1
+
+
+def message_of(reports: Sequence[IntegrationReport]) -> str:
+    """The state message of a run that left bills out: ``"15 bills not sent: 12 missing account
+    mapping, 3 Xero validation error"``, and any integration that was not synced to the end."""
+    causes: Counter[str] = Counter()
+    for report in reports:
+        causes.update(report.causes)
+    parts = [not_sent(causes, dry_run=any(r.dry_run for r in reports))] if causes else []
+    parts += [f"{r.integration} {r.problem}" for r in reports if r.problem]
+    return "; ".join(parts)
+
+
+def named(accounts: AccountLookup, failures: list[BillFailure], logger: Any) -> list[BillFailure]:
+    """The failures with their accounts' names and codes (cached mostly; else asked of m3ter)."""
+    unnamed = [f.account_id for f in failures if f.account_id and not f.account_name]
+    if not unnamed:
+        return failures
+    try:
+        found = accounts.allowed(unnamed)
+    except BillSyncError as exc:
+        logger.warning("could not look up the failed bills' accounts: %s", exc)
+        return failures
+    return [f.named(found) for f in failures]
