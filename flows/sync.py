@@ -28,16 +28,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.settings import get_current_settings
 from prefect.states import Completed
 
-from config.errors import BillSyncError, Interrupted, NotFound, RunFailed
+from config.errors import Interrupted, NotFound, RunFailed
 from config.integration import IntegrationStatus
 from config.settings import Settings, get_settings
-from store.factory import credential_store, database, integration_store
+from store.factory import database, integration_store
 from store.integrations import IntegrationView
 from store.ledger import FAILED, RETRYABLE, Ledger, Outcome
 from store.watermarks import Watermarks
 from tasks.m3ter.client import M3terClient
 from tasks.m3ter.models import Bill
-from tasks.notifications import notify_disabled
 from tasks.prefect_api import wait_until_reachable
 from tasks.prefect_engine import (
     expected_failure,
@@ -47,7 +46,7 @@ from tasks.prefect_engine import (
     reported,
 )
 from tasks.sync import stopping
-from tasks.sync.accounts import AccountLookup
+from tasks.sync.engine import count_run, organisation_of, sync_integration_body
 from tasks.sync.failures import report_markdown
 from tasks.sync.feed import (
     BillFeed,
@@ -57,12 +56,10 @@ from tasks.sync.feed import (
     read_bills,
 )
 from tasks.sync.lease import IntegrationBusy, IntegrationLease
-from tasks.sync.plan import ACCOUNT_EXCLUDED, plan_page
-from tasks.sync.posting import Posting, defer_bills
-from tasks.sync.progress import Progress
-from tasks.sync.reading import Reading, Rules, choose_reading, fingerprint
-from tasks.sync.report import LISTED, IntegrationReport, message_of, named
-from tasks.sync.runtime import return_free_memory, tune_process
+from tasks.sync.plan import ACCOUNT_EXCLUDED
+from tasks.sync.reading import fingerprint
+from tasks.sync.report import LISTED, IntegrationReport, message_of
+from tasks.sync.runtime import tune_process
 
 prompt_flow_exit()  # a flow run returns when it is over (tasks.prefect_engine)
 quiet_expected_failures()  # an expected Failed end logs no traceback
@@ -92,30 +89,6 @@ def run_summary(state: Any) -> dict[str, Any]:
     return report if isinstance(report, dict) else {}
 
 
-def _organisation(settings: Settings, view: IntegrationView | str) -> str:
-    """The Xero organisation the integration (or integration id) posts to, by name (its
-    tenant id if unnamed); empty if it has none."""
-    try:
-        if isinstance(view, str):
-            view = integration_store(settings).get(view)
-        credential = credential_store(settings).get(view.credential_id or "")
-    except BillSyncError:
-        return ""
-    return credential.tenant_name or credential.tenant_id or ""
-
-
-def _disable(integration: IntegrationView, reason: str) -> str:
-    settings = get_settings()
-    integration_store(settings).disable(integration.id, reason)
-    logger = get_run_logger()
-    logger.error("integration %r disabled: %s", integration.name, reason)
-    try:
-        notify_disabled(settings, integration.config.notification_users, integration.name, reason)
-    except BillSyncError as exc:
-        logger.error("could not e-mail the notification users: %s", exc)
-    return f"disabled: {reason}"
-
-
 @flow(name="sync_integration", flow_run_name="sync {integration_name}")
 def sync_integration(
     integration_id: str,
@@ -139,7 +112,9 @@ def sync_integration(
     with ExitStack() as closing:
         if dry_run:
             return _ended(
-                _sync(closing, settings, integration_id, since, dry_run, bill_ids, shared)
+                sync_integration_body(
+                    closing, settings, integration_id, since, dry_run, bill_ids, shared
+                )
             )
         holder = flow_run_id() or uuid.uuid4().hex
         lease = IntegrationLease(settings, integration_id, integration_name, holder, log=logger)
@@ -148,13 +123,15 @@ def sync_integration(
                 shared.leave(integration_id)  # waiting must not hold back the other readers
                 shared = None
             with lease:
-                report = _sync(closing, settings, integration_id, since, dry_run, bill_ids, shared)
+                report = sync_integration_body(
+                    closing, settings, integration_id, since, dry_run, bill_ids, shared
+                )
         except IntegrationBusy as exc:
             logger.error("%s", exc)
             report = IntegrationReport(
                 integration_name,
                 integration_id,
-                organisation=_organisation(settings, integration_id),
+                organisation=organisation_of(settings, integration_id),
                 problem=f"not synced (busy): {exc}",
             )
         except Interrupted as exc:  # before or after the sync proper: the database went away
@@ -162,153 +139,10 @@ def sync_integration(
             report = IntegrationReport(
                 integration_name,
                 integration_id,
-                organisation=_organisation(settings, integration_id),
+                organisation=organisation_of(settings, integration_id),
                 problem=f"interrupted ({exc})",
             )
         return _ended(report)
-
-
-def _sync(
-    closing: ExitStack,
-    settings: Settings,
-    integration_id: str,
-    since: dt.date | None,
-    dry_run: bool,
-    bill_ids: list[str] | None,
-    shared: BillFeed | None,
-) -> IntegrationReport:
-    """The body of ``sync_integration``: read, plan page by page, post, record, report
-    (``closing`` closes what it opens, however it ends)."""
-    logger = get_run_logger()
-    try:
-        integration = integration_store(settings).get(integration_id)
-        credential = credential_store(settings).get(integration.credential_id or "")
-        tenant_id = credential.tenant_id or ""
-        organisation = credential.tenant_name or tenant_id
-        report = IntegrationReport(
-            integration.name, integration.id, organisation=organisation, dry_run=dry_run
-        )
-        rules = Rules(
-            integration, closing.enter_context(AccountLookup(settings, integration.config))
-        )
-        reading = choose_reading(settings, integration, rules, since, bill_ids, shared)
-    except BaseException:
-        if shared is not None:
-            shared.leave(integration_id)
-        raise
-    logger.info("reading %s", reading.mode)
-    report.read = reading.mode
-    ledger = Ledger(database(settings))
-    listed = frozenset(integration.config.account_ids) or None
-    progress = Progress(integration, organisation, expected=reading.expected)
-    posting = Posting(settings, integration, tenant_id, organisation, report)
-    unplanned: list[Bill] = []  # read, not planned yet: whose fate an interruption must tell
-    interrupted: str | None = None
-    try:
-        for page in reading.pages:
-            progress.advance(len(page))
-            return_free_memory()  # at most once a second (tasks.sync.runtime)
-            # Bills of accounts off the integration's list are not its bills: no ledger read.
-            bills = page if listed is None else [b for b in page if (b.account_id or "") in listed]
-            report.outside += len(page) - len(bills)
-            if not bills:
-                continue
-            unplanned = bills
-            entries = ledger.for_bills(integration.id, (b.id for b in bills))
-            plan = plan_page(
-                integration.config,
-                integration.id,
-                bills,
-                rules.for_page(bills),
-                rules.mapping_list,
-                entries,
-            )
-            if plan.fates and not dry_run:
-                ledger.record(integration.id, plan.fates, sync_run_id=flow_run_id())
-            unplanned = []
-            report.unchanged += plan.unchanged
-            report.add_skips(plan.fates)
-            report.add_failures(plan.failures)
-            if dry_run:
-                report.would_send += len(plan.sends)
-                continue
-            posting.add(plan.sends)
-            posting.check()  # posting was interrupted: reading on would only defer every bill
-        posting.finish()
-    except BaseException as exc:
-        interrupted = _interruption(exc, logger)
-        if not isinstance(exc, Exception):  # SIGTERM or Ctrl-C: every poster stops at once
-            stopping.request_stop(interrupted)
-        if not dry_run:  # a dry run records nothing
-            report.add_post(defer_bills(integration, tenant_id, unplanned, interrupted, logger))
-        posting.interrupt(interrupted)
-        report.problem = f"interrupted ({interrupted}); bills not read yet wait for the next sync"
-        if not isinstance(exc, Exception):
-            raise
-    if interrupted is None and posting.interrupted is not None:  # the last tasks stopped
-        interrupted = posting.interrupted
-        report.problem = f"interrupted ({interrupted})"
-    progress.finish()
-    try:
-        _conclude(settings, integration, rules, reading, report, since, dry_run, interrupted)
-    except Interrupted as exc:  # the database went away at the very end
-        logger.error("could not record the end of this sync: %s", exc)
-        report.problem = report.problem or f"interrupted at the end ({exc})"
-    logger.info(
-        "%s: sent %d, updated %d, unchanged %d, skipped %d, failed %d",
-        integration.name,
-        report.sent,
-        report.updated,
-        report.unchanged,
-        sum(report.skipped.values()),
-        report.failed,
-    )
-    return report
-
-
-def _interruption(exc: BaseException, logger: Any) -> str:
-    """What stopped a sync, in a line; a traceback in the logs when it was not foreseen."""
-    if isinstance(exc, BillSyncError):
-        return str(exc)
-    if isinstance(exc, Exception):
-        logger.exception("the sync stopped on an unexpected error")
-        return f"{type(exc).__name__}: {exc}"
-    return f"the process is stopping ({type(exc).__name__})"
-
-
-def _conclude(
-    settings: Settings,
-    integration: IntegrationView,
-    rules: Rules,
-    reading: Reading,
-    report: IntegrationReport,
-    since: dt.date | None,
-    dry_run: bool,
-    interrupted: str | None,
-) -> None:
-    """After the posting: name the failed bills' accounts, move the watermark after a whole
-    read, count the run for auto-disable (and disable), all in the project database."""
-    logger = get_run_logger()
-    report.failures = named(rules.accounts, report.failures, logger)
-    if rules.accounts.requests:
-        logger.info(
-            "looked up %d account(s) in %d request(s)",
-            rules.accounts.looked_up,
-            rules.accounts.requests,
-        )
-    through = reading.modified_through()
-    if through is not None and since is None and not dry_run and interrupted is None:
-        Watermarks(database(settings)).advance(integration.id, fingerprint(integration), through)
-    auth_failed = report.auth_failed
-    if auth_failed is not None:
-        report.disabled = _disable(integration, f"Xero refused the credential: {auth_failed}")
-    elif not dry_run:
-        failing = report.failing
-        count = integration_store(settings).record_run(integration.id, failed=failing)
-        if failing and count >= settings.auto_disable_after_failed_runs:
-            report.disabled = _disable(
-                integration, f"{count} failing sync runs in a row (last: {report.message()})"
-            )
 
 
 # -- entry points ----------------------------------------------------------------------------
@@ -337,7 +171,7 @@ def _not_rerun(settings: Settings, view: IntegrationView, waiting: int) -> Integ
     return IntegrationReport(
         view.name,
         view.id,
-        organisation=_organisation(settings, view),
+        organisation=organisation_of(settings, view),
         problem=(
             f"not rerun: {waiting} failed bill{'' if waiting == 1 else 's'} wait "
             f"({view.status_detail}); {todo}"
@@ -408,17 +242,11 @@ def _isolated(view: IntegrationView, **kwargs: Any) -> IntegrationReport:
     report = IntegrationReport(
         view.name,
         view.id,
-        organisation=_organisation(settings, view),
+        organisation=organisation_of(settings, view),
         dry_run=bool(kwargs.get("dry_run")),
         problem=f"sync crashed: {str(state.message)[:300]}",
     )
-    try:
-        count = integration_store(settings).record_run(view.id, failed=True)
-    except Interrupted as exc:  # the database is away: the run is not counted
-        get_run_logger().error("could not count the failed sync of %s: %s", view.name, exc)
-        return report
-    if count >= settings.auto_disable_after_failed_runs:
-        report.disabled = _disable(view, f"{count} failing sync runs in a row: {report.problem}")
+    count_run(settings, view, report)
     return report
 
 
@@ -531,7 +359,7 @@ def _nothing_new(
             view.id, [Outcome.SKIPPED], reason=ACCOUNT_EXCLUDED
         ):
             return None
-        cuts.append(mark.modified_through - settings.sync_modified_overlap_seconds)
+        cuts.append(mark.read_from(settings.sync_modified_overlap_seconds))
     cut = dt.datetime.fromtimestamp(min(cuts), dt.UTC)
     with M3terClient.from_settings(settings) as m3ter:
         if next(m3ter.iter_bill_pages_modified_since(cut, page_size=1), None):
@@ -539,7 +367,7 @@ def _nothing_new(
     read = f"nothing modified since {cut.isoformat(timespec='seconds')}, no failed bills"
     get_run_logger().info("%s: no integration has work", read)
     return [
-        IntegrationReport(v.name, v.id, organisation=_organisation(settings, v), read=read)
+        IntegrationReport(v.name, v.id, organisation=organisation_of(settings, v), read=read)
         for v in targets
     ]
 
@@ -563,7 +391,7 @@ def _shared_plan(
         mark = marks.get(view.id)
         if mark is None:
             return ReadPlan(bill_date_start=since)
-        cuts.append(mark.modified_through - settings.sync_modified_overlap_seconds)
+        cuts.append(mark.read_from(settings.sync_modified_overlap_seconds))
     return ReadPlan(bill_date_start=since, modified_since=min(cuts))
 
 

@@ -26,6 +26,10 @@ class Watermark:
     fingerprint: str
     modified_through: float  # epoch seconds
 
+    def read_from(self, overlap_seconds: float) -> float:
+        """Where the next read starts: the watermark less the overlap (see above)."""
+        return self.modified_through - overlap_seconds
+
 
 class Watermarks:
     def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:

@@ -146,7 +146,7 @@ def choose_reading(
     plan = ReadPlan(
         bill_date_start=since,
         modified_since=(
-            mark.modified_through - settings.sync_modified_overlap_seconds
+            mark.read_from(settings.sync_modified_overlap_seconds)
             if mark is not None and current
             else None
         ),
