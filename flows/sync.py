@@ -1,6 +1,6 @@
 """Bill sync flows: ``sync_bills`` (scheduled and on demand) and ``rerun_failed_syncs``.
 
-How the work is split (a Prefect task run costs ~14 ms and loads the API, so there are few):
+How the work is split (a Prefect task run costs time and the server's CPU, so there are few):
 one subflow per integration (``sync <name>``, run side by side); inside it, bills are planned
 in-process page by page (filters, mappings, ledger) and posted by one task per
 ``sync_documents_per_task`` documents, which sends them in batches of up to 50 with the

@@ -5,9 +5,8 @@ has its reason as the state message; Prefect's engine would add "Engine executio
 unexpected exception" and a traceback to the run's logs, which reads as a crash. It is dropped.
 
 Prefect's sync flow engine ends every flow run by joining its heartbeat thread, which sleeps in
-whole seconds: each flow run returned up to a second after it was over (a lone flow took 1.07 s
-instead of 0.08 s). A sync is a flow and a subflow per integration, so every sync waited about
-two seconds for nothing, and a sync with nothing to do took 1.1 s instead of 0.13 s.
+whole seconds: each flow run returned up to a second after it was over, and a sync (a flow and
+a subflow per integration) waited so twice for nothing (bench/README.md).
 ``prompt_flow_exit`` makes the engine not wait, as Prefect's async engine already does: the
 thread still stops at its next one-second tick and sends no heartbeat after the run.
 """

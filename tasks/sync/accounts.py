@@ -1,11 +1,10 @@
 """The integration's accounts, looked up as its bills need them, in a bounded cache.
 
-Why not load them all up front: a sync's memory must not grow with the organisation. Holding
-every allowed account (about 3 KB each as a model) made the sync of 50,000 bills over 10,000
-accounts hold 30 MB more than the sync of 10,000 bills. Instead each page's new accounts are
-asked for by id (50 to a request), checked against the integration's rules (allowed list,
-restricted list, filter), and the answer, allowed or not, is kept in a least-recently-used
-cache of ``sync_account_cache`` accounts. Bills of one account tend to sit together, so a
+Why not load them all up front: a sync's memory must not grow with the organisation (holding
+every allowed account grew the sync with the number of accounts: bench/README.md). Instead
+each page's new accounts are asked for by id (50 to a request), checked against the
+integration's rules (allowed list, restricted list, filter), and the answer, allowed or not,
+is kept in a least-recently-used cache of ``sync_account_cache`` accounts. Bills of one account tend to sit together, so a
 page mostly needs accounts it has just seen, or a request for the next few.
 """
 

@@ -1,17 +1,15 @@
 """Interpreter and allocator settings for a process that syncs bills.
 
 A sync plans bills on one thread (CPU-bound, holding the GIL) while poster threads wait for
-rate tokens and Xero's answers; the tenant's ceiling depends on those waits being short.
+rate grants and Xero's answers; the tenant's ceiling depends on those waits being short.
 Python's cyclic GC made them long: its full collections walked the objects that the imports
-(Prefect, SQLAlchemy, pydantic) leave behind, 130–230 ms each, every thread stopped, several
-times a sync. ``gc.freeze()`` after one collection leaves those objects out of later
-collections (40 ms each in the bench). Flow runs start in their own process (a worker's or
-``serve``'s subprocess), so a process freezes once, at its first sync.
+(Prefect, SQLAlchemy, pydantic) leave behind, every thread stopped. ``gc.freeze()`` after one
+collection leaves those objects out of later collections. Flow runs start in their own process
+(a worker's or ``serve``'s subprocess), so a process freezes once, at its first sync.
 
-A long sync's RSS also crept up (about 1.5 MB a second, 218 → 277 MB over 50,000 bills) while
-the objects alive stayed the same: glibc keeps freed memory in its per-thread arenas and rarely
-hands it back. ``return_free_memory`` asks it to (``malloc_trim``), at most once a second:
-6 ms of CPU each time, peak RSS 250 MB instead of 278 MB at 50,000 bills.
+A long sync's RSS also crept up while the objects alive stayed the same: glibc keeps freed
+memory in its per-thread arenas and rarely hands it back. ``return_free_memory`` asks it to
+(``malloc_trim``), at most once a second. The figures are in bench/README.md.
 """
 
 from __future__ import annotations
