@@ -45,7 +45,7 @@ from tasks.prefect_engine import (
     quiet_expected_failures,
     reported,
 )
-from tasks.sync import stopping
+from tasks.sync import handoff, stopping
 from tasks.sync.engine import count_run, organisation_of, sync_integration_body
 from tasks.sync.failures import report_markdown
 from tasks.sync.feed import (
@@ -107,6 +107,7 @@ def sync_integration(
     (the report in its ``RunFailed``) when a bill did not reach Xero.
     """
     logger = get_run_logger()
+    handoff.require_in_process()
     settings = get_settings()
     shared = joined(feed)
     with ExitStack() as closing:
@@ -306,6 +307,7 @@ def sync_bills(
     """
     tune_process()
     stopping.install()
+    handoff.require_in_process()
     return _unless_interrupted(lambda: _sync_all(integrations, since, dry_run))
 
 
@@ -410,6 +412,7 @@ def rerun_failed_syncs(
     """
     tune_process()
     stopping.install()
+    handoff.require_in_process()
     return _unless_interrupted(lambda: _rerun(integration, bills, since))
 
 

@@ -4,8 +4,9 @@ Why not load them all up front: a sync's memory must not grow with the organisat
 every allowed account grew the sync with the number of accounts: bench/README.md). Instead
 each page's new accounts are asked for by id (50 to a request), checked against the
 integration's rules (allowed list, restricted list, filter), and the answer, allowed or not,
-is kept in a least-recently-used cache of ``sync_account_cache`` accounts. Bills of one account tend to sit together, so a
-page mostly needs accounts it has just seen, or a request for the next few.
+is kept in a least-recently-used cache of ``sync_account_cache`` accounts. Bills of one
+account tend to sit together, so a page mostly needs accounts it has just seen, or a request
+for the next few.
 """
 
 from __future__ import annotations

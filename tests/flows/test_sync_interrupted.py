@@ -91,3 +91,12 @@ def test_a_project_database_that_does_not_answer_fails_the_run_in_a_line(
         assert state.is_failed(), state
         assert state.message.startswith("interrupted: the project database did not answer")
         assert "Connection refused" in state.message
+
+
+def test_a_task_runner_outside_the_process_is_refused_with_a_clear_error(sync_env):
+    from prefect.task_runners import PrefectTaskRunner
+
+    state = sync_bills.with_options(task_runner=PrefectTaskRunner())(return_state=True)
+    assert state.is_failed()
+    assert "runs its tasks on Prefect's ThreadPoolTaskRunner" in state.message
+    assert "PrefectTaskRunner" in state.message
