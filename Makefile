@@ -22,10 +22,11 @@ ifeq ($(CHROMIUM),)
 endif
 
 demo: install
-	$(BIN)/python -m flows.demo
+	$(BIN)/python -m deployments.demo
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test: install browser lint
 	$(BIN)/pytest

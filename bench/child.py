@@ -56,8 +56,8 @@ def _tenant_spans() -> dict[str, dict[str, float]]:
 
 
 def _run(spec: dict[str, Any]) -> dict[str, Any]:
+    from deployments.connect import connect_integration
     from flows.sync import run_summary, sync_bills
-    from sandbox.connect import connect_integration
 
     xero = spec["xero_url"]
     tenants: dict[str, str] = {}

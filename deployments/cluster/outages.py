@@ -274,7 +274,7 @@ class Scene:
 
     cluster: Cluster
     plan: Plan
-    made: Any  # sandbox.connect.Connected
+    made: Any  # deployments.connect.Connected
     bills: dict[str, int]
     figures: dict[str, Any]
     problems: list[str] = field(default_factory=list)
@@ -296,7 +296,7 @@ class Scene:
 def mid_sync(cluster: Cluster, plan: Plan) -> None:
     """The scenario shape shared by 6, 7 and 8 (module docstring)."""
     from deployments.cluster.checks import m3ter_bills
-    from sandbox.connect import connect_integration
+    from deployments.connect import connect_integration
 
     accounts = _new_accounts(cluster, plan.bills)
     made = connect_integration(cluster.xero_url, plan.integration, plan.org, account_ids=accounts)

@@ -81,7 +81,8 @@ class Cluster:
     api_url: str
     postgres: PrivatePostgres  # the project database's server, restarted in scenario 8
     workers: list[str] = field(default_factory=list)
-    integrations: dict[str, Any] = field(default_factory=dict)  # name -> sandbox.connect.Connected
+    # name -> deployments.connect.Connected
+    integrations: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
     runs: int = 0
     killed: list[Any] = field(default_factory=list)  # Runs SIGKILLed in scenario 2
@@ -265,7 +266,7 @@ def wait_workers(cluster: Cluster, timeout: float = 90) -> None:
 
 
 def connect(cluster: Cluster) -> None:
-    from sandbox.connect import connect_integration
+    from deployments.connect import connect_integration
 
     for name, org in zip((SHARED, NORTH, SOUTH), ORGS, strict=True):
         cluster.integrations[name] = connect_integration(cluster.xero_url, name, org)
@@ -504,7 +505,7 @@ def limits_under_load(cluster: Cluster) -> None:
     numbers never meet), synced at once by workers restarted with room for several runs each.
     """
     from deployments.cluster.checks import m3ter_accounts, m3ter_bills, within_xero_limits
-    from sandbox.connect import connect_integration
+    from deployments.connect import connect_integration
 
     # Batches of 2 and answers slowed by 0.1 s: each run wants a call in flight all the time,
     # so the six together ask for more than 5 at once and more than 60 a scaled minute.

@@ -17,7 +17,33 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any
 
-from tasks.m3ter.models import LINE_ITEM_TYPES
+LINE_ITEM_TYPES: tuple[str, ...] = (
+    "STANDING_CHARGE",
+    "USAGE",
+    "COUNTER_RUNNING_TOTAL_CHARGE",
+    "COUNTER_ADJUSTMENT_DEBIT",
+    "COUNTER_ADJUSTMENT_CREDIT",
+    "USAGE_CREDIT",
+    "MINIMUM_SPEND",
+    "MINIMUM_SPEND_REFUND",
+    "CREDIT_DEDUCTION",
+    "MANUAL_ADJUSTMENT",
+    "CREDIT_MEMO",
+    "DEBIT_MEMO",
+    "COMMITMENT_CONSUMED",
+    "COMMITMENT_FEE",
+    "OVERAGE_SURCHARGE",
+    "OVERAGE_USAGE",
+    "BALANCE_CONSUMED",
+    "BALANCE_FEE",
+    "AD_HOC",
+)
+"""m3ter's 19 bill ``lineItemType`` values, in the order of its API reference (the ``Literal`` of
+``m3ter.types.bill_response.LineItem`` in m3ter's SDK, generated from that API). The emulator keeps
+its own copy rather than importing the client's (``config.line_items``): it stands for m3ter, not
+for the code it checks, so a type the client forgot still turns up in its bills.
+``tests/m3ter/test_generator.py`` holds both lists to the SDK's. The order sets which bills carry
+which types: change it and the generated data changes."""
 
 NAMESPACE = uuid.UUID("6f1b6a52-3c1e-4c55-9a55-0d4f1e0c2b7a")
 CENT = Decimal("0.01")

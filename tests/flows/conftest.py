@@ -119,7 +119,7 @@ def sync_env(
 @pytest.fixture
 def connect(xero_server: ServerHandle) -> Callable[..., dict[str, Any]]:
     """Create an integration with options and connect a fresh ACTIVE credential to it."""
-    from sandbox.connect import connect_integration
+    from deployments.connect import connect_integration
 
     def make(name: str = "Main", org: str = DEFAULT_ORGS[0], **options: Any) -> dict[str, Any]:
         made = connect_integration(xero_server.url, name, org, **options)

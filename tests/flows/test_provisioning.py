@@ -194,8 +194,8 @@ def test_blank_name_fails_and_creates_nothing(app_env, name):
 
 
 def test_list_delete_and_revoke_flows(app_env, xero_server, xero_sandbox):
+    from deployments.connect import sandbox_credential
     from flows.credentials import delete_credential, list_credentials, revoke
-    from sandbox.connect import sandbox_credential
 
     revoked_id, _ = sandbox_credential(xero_server.url, "To revoke", UK)
     deleted_id, _ = sandbox_credential(xero_server.url, "To delete", US)

@@ -379,8 +379,8 @@ def test_sync_killed_mid_run_then_rerun_sends_every_bill_exactly_once(
 def test_auth_failure_disables_and_mails_then_a_reconnected_rerun_completes(
     sync_env, connect, xero_server, m3ter_sandbox, smtp_inbox, clean_settings
 ):
+    from deployments.connect import sandbox_credential
     from flows.integrations import change_credential, enable_integration, integrations
-    from sandbox.connect import sandbox_credential
     from tasks.xero.credentials import credentials, xero_oauth
 
     clean_settings.setenv("BILLSYNC_SMTP_HOST", smtp_inbox.host)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+import typing
 from decimal import Decimal
+
+from m3ter.types.bill_response import LineItem as SdkLineItem
 
 from sandbox.m3ter import generator as gen
 from sandbox.m3ter.state import M3terSandbox, decode_token
@@ -29,6 +32,14 @@ def test_every_line_item_type_appears() -> None:
     seen = {li["lineItemType"] for b in _all_bills(M3terSandbox()) for li in b["lineItems"]}
     assert seen == set(LINE_ITEM_TYPES)
     assert len(LINE_ITEM_TYPES) == 19
+
+
+def test_sandbox_and_client_line_item_types_are_m3ters() -> None:
+    """The emulator keeps its own list (the sandbox imports nothing of the project): both it and
+    the client's are m3ter's, as its SDK has them, in the same order."""
+    sdk = typing.get_args(SdkLineItem.model_fields["line_item_type"].annotation)
+    assert sdk == gen.LINE_ITEM_TYPES
+    assert sdk == tuple(LINE_ITEM_TYPES)
 
 
 def test_bands_add_up_and_totals_are_line_sums() -> None:

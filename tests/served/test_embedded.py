@@ -229,7 +229,7 @@ def test_the_schedule_fires_and_prefect_lives_in_the_data_folder(embedded):
 def test_a_person_runs_a_sync_and_reads_why_bills_did_not_reach_xero(
     as_embedded, xero_server, xero_sandbox, m3ter_sandbox, browser, tmp_path
 ):
-    from sandbox.connect import connect_integration
+    from deployments.connect import connect_integration
 
     served = as_embedded
     deployment = served.deployments["sync_bills"]

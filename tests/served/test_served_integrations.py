@@ -4,7 +4,7 @@ integration on the same Xero organisation and accounts refused, naming the first
 
 from __future__ import annotations
 
-from sandbox.connect import sandbox_credential
+from deployments.connect import sandbox_credential
 from sandbox.xero.state import DEFAULT_ORGS
 from tasks.m3ter.models import LINE_ITEM_TYPES
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from config.settings import get_settings
-from sandbox.connect import connect_integration
+from deployments.connect import connect_integration
 from store.factory import database
 from store.ledger import Ledger, Outcome
 from store.tenant_limits import TenantLimits

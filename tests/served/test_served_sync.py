@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from config.settings import get_settings
-from sandbox.connect import connect_integration
+from deployments.connect import connect_integration
 from store.factory import database
 from store.ledger import Ledger, Outcome
 

@@ -1,5 +1,10 @@
 """Wire the project to the sandboxes without a browser: a credential from the Xero sandbox's
-``/_sandbox/grant`` and an integration connected to it. For the demo, tests and benchmarks."""
+``/_sandbox/grant`` and an integration connected to it. For the demo, tests and benchmarks.
+
+It lives in ``deployments``, one of the places that may import everything: it uses the store, the
+tasks and the flows, which the sandbox (the emulators, standing apart from the code they check)
+may not. The project is imported inside the functions so that importing this module loads no
+Prefect before a test or the benchmark has set up its environment."""
 
 from __future__ import annotations
 
