@@ -152,8 +152,8 @@ def main() -> int:
     again = _sync_with_progress(integration["id"], total)
     row = (again.get("integrations") or [{}])[0]
     print(
-        f"\n   unchanged {row.get('unchanged')}, sent {row.get('sent')}, "
-        f"xero calls {row.get('xero calls')}"
+        f"\n   read: {row.get('read') or 'nothing'}; unchanged {row.get('unchanged')}, "
+        f"sent {row.get('sent')}, xero calls {row.get('xero calls')}"
     )
 
     callback.stop()
