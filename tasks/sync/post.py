@@ -111,6 +111,11 @@ class TenantPoster:
         sleep: Callable[[float], None] = stopping.pause,
         slots: TenantSlots | None = None,
     ) -> None:
+        if slots is None and settings.xero_shared_limits:
+            raise ValueError(
+                "a poster under shared limits needs its task's TenantSlots (one slot for all its "
+                "calls); without them each call would take a slot of its own"
+            )
         self.settings = settings
         self.slots = slots
         self.client = client
@@ -222,6 +227,7 @@ class TenantPoster:
         poster = self.client.post_invoices if invoices else self.client.post_credit_notes
         getter = self.client.get_invoice if invoices else self.client.get_credit_note
         left, refusals = batch, {}
+        withdrawn: set[str] = set()  # bills whose old document is gone: they go on
         try:
             for status in WITHDRAWN:
                 if not left:
@@ -242,12 +248,15 @@ class TenantPoster:
                     if result is None or not result.ok:
                         refused.append(send)
                         refusals[send.bill_id] = result
+                    else:
+                        withdrawn.add(send.bill_id)
                 left = refused
             stopped: dict[str, Fate] = {}
             for send in left:
                 label = f"look up {old_kind} {send.withdraw_id}"
                 doc = self._call(lambda i=send.withdraw_id: getter(i), label, report)
                 if doc.get("Status") in WITHDRAWN:
+                    withdrawn.add(send.bill_id)
                     continue
                 result = refusals.get(send.bill_id)
                 why = "; ".join(result.errors) if result else "Xero's answer omitted it"
@@ -263,7 +272,11 @@ class TenantPoster:
             raise
         except (TransientError, PermanentError) as exc:
             outcome = Outcome.RATE_LIMIT_RETRY if isinstance(exc, RateLimitError) else Outcome.ERROR
-            return {s.bill_id: self._kept(s, old_kind, outcome, str(exc), None) for s in batch}
+            return {
+                s.bill_id: self._kept(s, old_kind, outcome, str(exc), None)
+                for s in batch
+                if s.bill_id not in withdrawn
+            }
 
     def _kept(
         self, send: Send, old_kind: str, outcome: Outcome, why: str, status: str | None
@@ -388,8 +401,8 @@ class TenantPoster:
     # -- helpers -----------------------------------------------------------------------------
     def _call(self, fn: Callable[[], Any], label: str, report: PostReport) -> Any:
         def attempt() -> Any:
-            report.calls += 1
             with self._slot():
+                report.calls += 1  # a call that reaches Xero (a wait that expired is none)
                 try:
                     return fn()
                 except RateLimitError as exc:
@@ -430,6 +443,7 @@ class TenantPoster:
 
     @contextmanager
     def _slot(self) -> Iterator[None]:
+        """Room for one call: the task's slot, or (shared limits off) this process's."""
         if self.slots is not None:
             with self.slots.call():
                 yield

@@ -696,3 +696,29 @@ def test_without_slots_given_each_call_takes_one_of_this_process_s_slots(world: 
         timer.join()
     assert calls_at == [True]  # not before the slot was given back
     assert report.outcomes == {"COMPLETE": 1}
+
+
+def test_an_error_while_withdrawing_stops_only_the_bills_whose_old_document_is_still_there(
+    world: World,
+) -> None:
+    """Bill 1's old invoice is deleted; bill 2's is paid, and looking it up fails every time:
+    bill 2 stops with the error, bill 1 goes on to its credit note (its old invoice is gone)."""
+    gone = world.xero.add("invoice", "bill-1")
+    paid = world.xero.add("invoice", "bill-2", status="PAID")
+    _complete(world, "bill-1", "invoice", gone)
+    _complete(world, "bill-2", "invoice", paid)
+    sends = [
+        send(1, "credit_note", version=2, withdraw_id=gone),
+        send(2, "credit_note", version=2, withdraw_id=paid),
+    ]
+    unavailable = TransientError("503 Service Unavailable")
+    world.xero.script = [None, None, *[unavailable] * 3]  # delete, void, then the lookup fails
+    report = world.post(sends)
+
+    assert world.xero.docs["invoice"][gone]["Status"] == "DELETED"
+    first, second = world.fates()["bill-1"], world.fates()["bill-2"]
+    assert (first.outcome, first.document_type) == (Outcome.COMPLETE, "credit_note")
+    assert second.outcome is Outcome.ERROR and second.xero_id == paid
+    assert "could not be withdrawn: 503 Service Unavailable" in (second.reason or "")
+    assert [f.bill_id for f in report.failures] == ["bill-2"]
+    assert_every_bill_has_its_fate(world, sends, report)
