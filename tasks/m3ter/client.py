@@ -1,17 +1,17 @@
 """A small m3ter API client: bills, accounts and external mappings, page by page.
 
 Why not the official SDK: its sync client fetches a new token before every request and its
-async client fetches none. Here Authlib's httpx ``OAuth2Client`` holds one client-credentials
-token and fetches a new one only when there is none or it is about to expire. Errors come out
-as the project's hierarchy (``config.errors``): transient ones are retried here with exponential
-backoff and jitter (Retry-After honoured) before ``TransientError`` is raised.
+async client fetches none. Here one client-credentials token is held and a new one fetched only
+when there is none, it is about to expire, or m3ter refused it (``tasks.http.BearerAuth``: one
+new token, one replay). Calls go through the shared HTTP layer (``tasks.http``), so errors come
+out as the project's hierarchy (``config.errors``); transient ones are retried here, as
+``tasks.retries`` says, before ``TransientError`` is raised.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
@@ -22,61 +22,19 @@ from urllib.parse import quote
 
 import httpx
 
-from config.errors import AuthError, NotFound, PermanentError, RateLimitError, TransientError
+from config.errors import PermanentError, TransientError
 from config.settings import Settings
-from tasks.http import ssl_context
+from tasks.http import BearerAuth, call
 from tasks.m3ter.models import Account, Bill, ExternalMapping
-from tasks.oauth_client import OAuth2Client, OAuthError
+from tasks.oauth_client import oauth_client, token_errors
 from tasks.read_ahead import read_ahead
+from tasks.retries import with_retries
 
 log = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 200
 IDS_PER_REQUEST = 50
 """Ids per ``ids=`` filter request, to keep URLs short."""
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date)."""
-    raw = response.headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
-
-
-def _message(response: httpx.Response) -> str:
-    """m3ter's own words (``{"message": ...}``), shortened; never request headers."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict):
-        return str(body.get("message") or body.get("error_description") or body.get("error"))[:200]
-    return str(body)[:200]
-
-
-def error_for(response: httpx.Response, what: str) -> Exception:
-    """The project error for a failed m3ter answer."""
-    status = response.status_code
-    text = f"m3ter {what}: HTTP {status}: {_message(response)}"
-    if status == 429:
-        return RateLimitError(text, retry_after=_retry_after(response), problem="m3ter")
-    if status >= 500 or status == 408:
-        return TransientError(text, retry_after=_retry_after(response))
-    if status in (401, 403):
-        return AuthError(text)
-    if status == 404:
-        return NotFound(text)
-    return PermanentError(text)
-
 
 FIRST_SEARCH_PAGE = 10
 
@@ -126,18 +84,18 @@ class M3terClient:
         """... at its first answer (with pages read ahead, the latest may be a later page's)."""
         self.token_fetches = 0
         """How many tokens this client fetched (one per token lifetime, not per request)."""
-        self._http = OAuth2Client(
+        self._http = oauth_client(
+            "m3ter token",
+            timeout=timeout,
             client_id=client_id,
             client_secret=client_secret,
             token_endpoint_auth_method="client_secret_basic",  # noqa: S106 - a method name
             token_endpoint=f"{self.base_url}/oauth/token",
             grant_type="client_credentials",
             base_url=self.base_url,
-            timeout=timeout,
             headers={"Accept": "application/json"},
-            verify=ssl_context(),
         )
-        self._http.register_compliance_hook("access_token_response", self._on_token_response)
+        self._auth = BearerAuth(self._access_token, self._replace_token)
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> M3terClient:
@@ -165,60 +123,50 @@ class M3terClient:
         return f"M3terClient(base_url={self.base_url!r}, org_id={self.org_id!r})"
 
     # ---- transport -------------------------------------------------------------------------
-    def _on_token_response(self, response: httpx.Response) -> httpx.Response:
-        """Turn a failed token answer into our errors before Authlib reads it."""
-        self.token_fetches += 1
-        if response.status_code >= 400:
-            raise error_for(response, "token")
-        return response
+    def _access_token(self) -> str:
+        """The token held, or a new one when there is none or it is within Authlib's leeway of
+        expiring (renewed before the call, not after a 401)."""
+        token = self._http.token
+        if not token or token.is_expired(leeway=self._http.leeway):
+            self._fetch_token()
+        return str(self._http.token["access_token"])
+
+    def _replace_token(self, rejected: str) -> str:
+        """m3ter refused ``rejected`` before it expired (revoked early): a new one."""
+        log.info("m3ter refused its token (401): fetching a new one")
+        self._fetch_token()
+        return str(self._http.token["access_token"])
 
     def _fetch_token(self) -> None:
-        self._http.fetch_token(grant_type="client_credentials")
-
-    def _send(self, path: str, params: dict[str, Any] | None) -> httpx.Response:
-        """One attempt: a token if there is none, then the call (Authlib renews expired ones)."""
-        if not self._http.token:
-            self._fetch_token()
-        return self._http.get(path, params=params)
+        self.token_fetches += 1
+        with token_errors("m3ter token"):
+            self._http.fetch_token(grant_type="client_credentials")
 
     def _get(self, path: str, params: dict[str, Any] | None = None, *, what: str) -> Any:
-        """GET with retries; returns the parsed JSON (numbers with fractions as Decimal)."""
-        attempt = 0
-        renewed = False
-        while True:
-            try:
-                response = self._send(path, params)
-            except httpx.TimeoutException as exc:
-                error: TransientError = TransientError(f"m3ter {what}: timed out ({exc!r})")
-            except httpx.TransportError as exc:
-                error = TransientError(f"m3ter {what}: connection failed ({type(exc).__name__})")
-            except TransientError as exc:  # the token endpoint, via the compliance hook
-                error = exc
-            except OAuthError as exc:
-                raise AuthError(f"m3ter token refused: {exc.error}") from None
-            else:
-                if response.status_code < 400:
-                    self._note_server_time(response)
-                    return json.loads(response.content, parse_float=Decimal)
-                if response.status_code == 401 and not renewed:
-                    # The token may have been revoked early: one fresh token, one more try.
-                    renewed = True
-                    log.info("m3ter %s: 401, fetching a new token", what)
-                    self._http.token = None
-                    continue
-                failure = error_for(response, what)
-                if not isinstance(failure, TransientError):
-                    raise failure
-                error = failure
-            too_long = (error.retry_after or 0) > self.max_retry_after
-            if attempt >= self.max_retries or too_long:
-                raise error
-            delay = self._delay(attempt, error.retry_after)
-            attempt += 1
-            log.warning(
-                "m3ter %s: %s; retry %d/%d in %.2fs", what, error, attempt, self.max_retries, delay
-            )
-            self._sleep(delay)
+        """GET with retries; returns the parsed JSON (numbers with fractions as Decimal).
+
+        A ``Retry-After`` is waited exactly (few callers read m3ter at once, so no spread), up
+        to ``max_retry_after``."""
+        what = f"m3ter {what}"
+
+        def attempt() -> Any:
+            response = call(self._http, "GET", path, what=what, params=params, auth=self._auth)
+            self._note_server_time(response)
+            return json.loads(response.content, parse_float=Decimal)
+
+        def on_retry(number: int, error: TransientError, delay: float) -> None:
+            log.warning("%s; retry %d/%d in %.2fs", error, number, self.max_retries, delay)
+
+        return with_retries(
+            attempt,
+            max_attempts=self.max_retries + 1,
+            base_delay=self.backoff_base,
+            max_delay=self.backoff_max,
+            retry_after_spread=0.0,
+            max_retry_after=self.max_retry_after,
+            sleep=self._sleep,
+            on_retry=on_retry,
+        )
 
     def _note_server_time(self, response: httpx.Response) -> None:
         raw = response.headers.get("Date")
@@ -230,12 +178,6 @@ class M3terClient:
             return
         if self.first_server_time is None:
             self.first_server_time = self.server_time
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return retry_after
-        ceiling = min(self.backoff_max, self.backoff_base * 2**attempt)
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
 
     def _org(self, path: str) -> str:
         return f"/organizations/{quote(self.org_id, safe='')}/{path}"

@@ -1,11 +1,12 @@
 """Xero Accounting API client for invoices and credit notes.
 
 One request path for both collections (a ``_Collection`` names what differs). Answers map onto
-``config.errors`` so callers can act: 429 -> ``RateLimitError``; 5xx, timeouts and dropped
-connections -> ``TransientError``; 401/403 -> ``AuthError``; 404 -> ``NotFound``; refused
-content -> per-document ``InvoiceResult.errors`` from batches, or ``ValidationFailed`` /
-``NotEditable`` (paid, voided, locked period) from single updates. The client never retries by
-itself: wrap calls in ``tasks.xero.retries.with_retries``. Money is Decimal both ways.
+``config.errors`` through the shared HTTP layer's status map (``tasks.http.error_for``: 429,
+5xx, timeouts, 401/403, 404); what is Xero's own is how it refuses content: per-document
+``InvoiceResult.errors`` from batches, or ``ValidationFailed`` / ``NotEditable`` (paid, voided,
+locked period) from single updates and refused requests. The bearer token and its one replay
+after a 401 are ``tasks.http.BearerAuth``. The client never retries by itself: the sync's poster
+does (``tasks.retries`` says why). Money is Decimal both ways.
 """
 
 from __future__ import annotations
@@ -16,15 +17,8 @@ from typing import Any
 
 import httpx
 
-from config.errors import (
-    AuthError,
-    NotEditable,
-    NotFound,
-    RateLimitError,
-    TransientError,
-    ValidationFailed,
-)
-from tasks.http import ssl_context
+from config.errors import NotEditable, NotFound, TransientError, ValidationFailed
+from tasks.http import BearerAuth, call, new_client
 from tasks.xero import money_json
 
 MAX_BATCH = 50
@@ -113,8 +107,8 @@ class XeroAccountingClient:
     ``token`` is called before every request (the project's token provider refreshes as
     needed). ``replace_token``, when given, is told of a token Xero refused with 401 and returns
     a fresh one; the call is then tried once more before ``AuthError`` (a clock that disagrees
-    with Xero's must not disable an integration). ``http`` lets callers share a connection pool;
-    the client closes only its own.
+    with Xero's must not disable an integration): both are ``tasks.http.BearerAuth``. ``http``
+    lets callers share a connection pool; the client closes only its own.
     """
 
     def __init__(
@@ -129,10 +123,9 @@ class XeroAccountingClient:
     ) -> None:
         self.base_url = api_url.rstrip("/") + "/api.xro/2.0"
         self.tenant_id = tenant_id
-        self._token = token
-        self._replace_token = replace_token
+        self._auth = BearerAuth(token, replace_token)
         self._own_http = http is None
-        self._http = http or httpx.Client(timeout=timeout, verify=ssl_context())
+        self._http = http or new_client(timeout=timeout)
         self._timeout = timeout
 
     def close(self) -> None:
@@ -266,85 +259,47 @@ class XeroAccountingClient:
         body: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        token = self._token()
-        headers = {
-            "Authorization": f"Bearer {token}",
-            "xero-tenant-id": self.tenant_id,
-            "Accept": "application/json",
-        }
+        headers = {"xero-tenant-id": self.tenant_id, "Accept": "application/json"}
         content = None
         if body is not None:
             headers["Content-Type"] = "application/json"
             content = money_json.dumps(body)
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
-        what = f"{method} {path}"
-        response = self._send(what, method, path, params, content, headers)
-        if response.status_code == 401 and self._replace_token is not None:
-            fresh = self._replace_token(token)
-            if fresh != token:
-                headers["Authorization"] = f"Bearer {fresh}"
-                response = self._send(what, method, path, params, content, headers)
-        return self._answer(what, response)
-
-    def _send(
-        self,
-        what: str,
-        method: str,
-        path: str,
-        params: dict[str, str] | None,
-        content: bytes | None,
-        headers: dict[str, str],
-    ) -> httpx.Response:
-        try:
-            return self._http.request(
-                method,
-                self.base_url + path,
-                params=params,
-                content=content,
-                headers=headers,
-                timeout=self._timeout,
-            )
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"{what}: timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise TransientError(f"{what}: connection failed ({type(exc).__name__})") from None
-
-    @staticmethod
-    def _answer(what: str, response: httpx.Response) -> dict[str, Any]:
-        status = response.status_code
-        if status == 429:
-            raise RateLimitError(
-                f"{what}: Xero rate limit ({response.headers.get('X-Rate-Limit-Problem')})",
-                retry_after=_float_header(response, "Retry-After"),
-                problem=response.headers.get("X-Rate-Limit-Problem"),
-            )
-        if status >= 500:
-            raise TransientError(
-                f"{what}: Xero answered {status}",
-                retry_after=_float_header(response, "Retry-After"),
-            )
-        if status in (401, 403):
-            raise AuthError(f"{what}: Xero refused the credentials ({status})")
-        if status == 404:
-            raise NotFound(f"{what}: not found")
-        try:
-            body = money_json.loads(response.content) if response.content else {}
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            if status >= 400:
-                raise ValidationFailed(f"{what}: Xero answered {status}", messages=[])
-            raise TransientError(f"{what}: Xero answered {status} with an unreadable body")
-        if status >= 400:
-            messages = [m for element in body.get("Elements") or [] for m in _messages(element)]
-            messages = messages or [str(body.get("Message") or body.get("Detail") or status)]
-            raise _refusal(messages, what)
-        return body
+        what = f"Xero {method} {path}"
+        response = call(
+            self._http,
+            method,
+            self.base_url + path,
+            what=what,
+            refused=_refused,
+            params=params,
+            content=content,
+            headers=headers,
+            timeout=self._timeout,
+            auth=self._auth,
+        )
+        answer = _body(response)
+        if answer is None:
+            raise TransientError(f"{what}: Xero answered {response.status_code} unreadably")
+        return answer
 
 
-def _float_header(response: httpx.Response, name: str) -> float | None:
+def _body(response: httpx.Response) -> dict[str, Any] | None:
+    """The JSON object of an answer (money as Decimal); ``{}`` when empty, ``None`` if not one."""
     try:
-        return float(response.headers[name])
-    except (KeyError, ValueError):
+        body = money_json.loads(response.content) if response.content else {}
+    except ValueError:
         return None
+    return body if isinstance(body, dict) else None
+
+
+def _refused(response: httpx.Response, what: str) -> ValidationFailed | NotEditable:
+    """A request Xero refused (400 and the like), in Xero's own words: ``NotEditable`` when the
+    document may not change, else ``ValidationFailed``."""
+    body = _body(response)
+    if body is None:
+        return ValidationFailed(f"{what}: Xero answered {response.status_code}", messages=[])
+    messages = [m for element in body.get("Elements") or [] for m in _messages(element)]
+    messages = messages or [str(body.get("Message") or body.get("Detail") or response.status_code)]
+    return _refusal(messages, what)
