@@ -60,13 +60,16 @@ def with_retries(
     max_delay: float = 30.0,
     retry_after_spread: float = 0.1,
     max_retry_after: float | None = None,
+    give_up: tuple[type[TransientError], ...] = (),
     sleep: Callable[[float], None] = time.sleep,
     on_retry: OnRetry | None = None,
 ) -> T:
     """Call ``fn`` until it returns, retrying ``TransientError`` up to ``max_attempts`` calls.
 
     ``on_retry(attempt, error, delay)`` runs before each wait. The last error is re-raised, as
-    is at once one whose ``retry_after`` exceeds ``max_retry_after``.
+    is at once one whose ``retry_after`` exceeds ``max_retry_after`` or that is one of
+    ``give_up`` (transient, but not worth another attempt now: a spent daily limit, a wait that
+    already lasted its deadline).
     """
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
@@ -75,7 +78,7 @@ def with_retries(
         try:
             return fn()
         except TransientError as error:
-            if attempt >= max_attempts:
+            if attempt >= max_attempts or isinstance(error, give_up):
                 raise
             if max_retry_after is not None and (error.retry_after or 0) > max_retry_after:
                 raise

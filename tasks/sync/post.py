@@ -27,12 +27,12 @@ from config.errors import (
 )
 from config.settings import Settings
 from store.ledger import Fate, Ledger, Outcome
+from tasks.retries import with_retries
 from tasks.sync import stopping
 from tasks.sync.failures import BillFailure
 from tasks.sync.limits import TenantSlots
 from tasks.sync.plan import ID_FIELD, Send, idempotency_key
 from tasks.xero.invoices import InvoiceResult, XeroAccountingClient
-from tasks.xero.retries import with_retries
 
 DUPLICATE_MARKER = "must be unique"
 WITHDRAWN = ("DELETED", "VOIDED")  # DRAFT and SUBMITTED documents delete; AUTHORISED ones void
@@ -423,23 +423,15 @@ class TenantPoster:
                 delay,
             )
 
-        def guarded() -> Any:
-            try:
-                return attempt()
-            except (DailyLimitReached, Interrupted) as exc:  # waited enough, or stopping
-                raise _NoRetry(exc) from exc
-
-        try:
-            return with_retries(
-                guarded,
-                max_attempts=self.settings.sync_max_attempts,
-                base_delay=self.settings.sync_retry_base_seconds,
-                max_delay=self.settings.sync_retry_max_seconds,
-                sleep=self.sleep,
-                on_retry=on_retry,
-            )
-        except _NoRetry as stop:
-            raise stop.error from None
+        return with_retries(
+            attempt,
+            max_attempts=self.settings.sync_max_attempts,
+            base_delay=self.settings.sync_retry_base_seconds,
+            max_delay=self.settings.sync_retry_max_seconds,
+            give_up=(DailyLimitReached, Interrupted),  # the day is spent; waited, or stopping
+            sleep=self.sleep,
+            on_retry=on_retry,
+        )
 
     @contextmanager
     def _slot(self) -> Iterator[None]:
@@ -523,11 +515,3 @@ def unsent_fate(send: Send, tenant_id: str, outcome: Outcome, reason: str) -> Fa
         return fate
     old_kind = "credit_note" if send.kind == "invoice" else "invoice"
     return replace(fate, document_type=old_kind, xero_id=send.withdraw_id)
-
-
-class _NoRetry(Exception):
-    """Carries an error past ``with_retries`` (which retries every TransientError)."""
-
-    def __init__(self, error: TransientError) -> None:
-        super().__init__(str(error))
-        self.error = error

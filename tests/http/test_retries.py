@@ -8,9 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from config.errors import AuthError, NotFound, RateLimitError, TransientError
-from tasks import retries
 from tasks.retries import retry_delay, with_retries
-from tasks.xero import retries as old_path
 
 
 def test_backoff_doubles_from_the_base_up_to_the_cap_with_jitter_in_the_upper_half() -> None:
@@ -107,6 +105,16 @@ def test_one_attempt_means_no_retry_and_zero_is_refused() -> None:
         with_retries(lambda: None, max_attempts=0)
 
 
-def test_the_old_import_path_is_the_same_policy() -> None:
-    assert old_path.with_retries is retries.with_retries
-    assert old_path.retry_delay is retries.retry_delay
+def test_an_error_given_up_on_is_raised_at_once_not_retried() -> None:
+    class Spent(TransientError):
+        pass
+
+    calls: list[int] = []
+
+    def fn() -> str:
+        calls.append(1)
+        raise Spent("the day's calls are spent")
+
+    with pytest.raises(Spent):
+        with_retries(fn, max_attempts=5, give_up=(Spent,), sleep=lambda s: None)
+    assert len(calls) == 1

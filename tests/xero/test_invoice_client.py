@@ -27,8 +27,8 @@ from config.errors import (
 )
 from sandbox.serve import ServerHandle
 from sandbox.xero.state import DEFAULT_ORGS
+from tasks.retries import with_retries
 from tasks.xero.invoices import InvoiceResult, XeroAccountingClient
-from tasks.xero.retries import with_retries
 from tests.sandbox.openapi import validate_response, validate_schema
 
 SPEC = "xero_accounting.yaml"
