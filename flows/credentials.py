@@ -11,9 +11,8 @@ import datetime as dt
 import time
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.input import RunInput
@@ -22,11 +21,11 @@ from pydantic import ConfigDict, Field, create_model
 from pydantic.json_schema import SkipJsonSchema
 
 from config.errors import AuthError, InvalidInput, NotFound
-from store.credentials import CredentialView, TokenSet
+from store.credentials import CredentialView
 from tasks.pause import pause_for_input
 from tasks.prefect_engine import expected_failure, prompt_flow_exit, quiet_expected_failures
 from tasks.xero.credentials import credentials, xero_oauth
-from tasks.xero.oauth import auth_event_id
+from tasks.xero.provisioning import activate_credential, exchange_code
 
 prompt_flow_exit()  # a flow run returns when it is over (tasks.prefect_engine)
 quiet_expected_failures()  # an expected Failed end logs no traceback
@@ -65,25 +64,6 @@ def organisation_form(names: list[str]) -> type[RunInput]:
             Field(title="Xero organisation", description="the organisation bills are sent to"),
         ),
     )
-
-
-@task(name="exchange code and read connections", cache_policy=NO_CACHE, persist_result=False)
-def exchange_code(credential_id: str, code: str) -> tuple[TokenSet, list[dict[str, Any]]]:
-    """Tokens stay in this process's memory; only their ciphertext is ever stored."""
-    oauth = xero_oauth()
-    tokens = oauth.exchange_code(code, credentials().code_verifier(credential_id))
-    access = tokens.access_token.get_secret_value()
-    connections = oauth.connections(access, auth_event_id(access))
-    get_run_logger().info("Xero consent gave %d organisation(s)", len(connections))
-    return tokens, connections
-
-
-@task(name="activate credential", cache_policy=NO_CACHE, persist_result=False)
-def activate_credential(credential_id: str, connection: dict[str, Any], tokens: TokenSet) -> dict:
-    view = credentials().activate(
-        credential_id, connection["tenantId"], connection["tenantName"], tokens
-    )
-    return view.model_dump(mode="json")
 
 
 def _remaining(expires_at: float) -> int:
