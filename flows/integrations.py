@@ -27,6 +27,7 @@ quiet_expected_failures()  # an expected Failed end logs no traceback
 
 
 def integrations() -> IntegrationStore:
+    """The integration store from the process's settings."""
     return integration_store(get_settings())
 
 

@@ -33,6 +33,7 @@ def database(settings: Settings) -> Engine:
 
 
 def credential_store(settings: Settings) -> CredentialStore:
+    """The credential store of ``settings``' database, with its cipher and TTL."""
     return CredentialStore(
         database(settings),
         cipher_from_settings(settings),
@@ -49,6 +50,7 @@ def forget_engines() -> None:
 
 
 def integration_store(settings: Settings) -> IntegrationStore:
+    """The integration store of ``settings``' database."""
     from store.integrations import IntegrationStore
 
     return IntegrationStore(database(settings))

@@ -22,6 +22,10 @@ from store.schema import bill_ledger as t
 
 
 class Outcome(StrEnum):
+    """A bill's fate in the ledger: m3ter's own statuses, plus STARTED, SKIPPED,
+    MISSING_ACCOUNT_MAPPING and INTERRUPTED.
+    """
+
     STARTED = "STARTED"
     COMPLETE = "COMPLETE"
     ERROR = "ERROR"
@@ -51,6 +55,8 @@ FAILED = RETRYABLE | {Outcome.INVOICE_ALREADY_PAID, Outcome.ACCOUNTING_PERIOD_CL
 
 @dataclass(frozen=True)
 class LedgerEntry:
+    """A bill's row in the ledger: what was last sent of it, where it is in Xero, how it ended."""
+
     integration_id: str
     bill_id: str
     account_id: str | None
@@ -157,11 +163,13 @@ class Ledger:
             return [(row.bill_id, row.account_id) for row in conn.execute(query)]
 
     def count(self, integration_id: str) -> int:
+        """Bills the integration's ledger holds."""
         query = select(func.count()).where(t.c.integration_id == integration_id)
         with self.engine.connect() as conn:
             return int(conn.scalar(query) or 0)
 
     def get(self, integration_id: str, bill_id: str) -> LedgerEntry | None:
+        """The bill's row, or None."""
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(t).where(t.c.integration_id == integration_id, t.c.bill_id == bill_id)
@@ -176,6 +184,7 @@ class Ledger:
         outcomes: Iterable[Outcome] | None = None,
         since: float | None = None,
     ) -> list[LedgerEntry]:
+        """Rows by integration, bill, outcome and time recorded (each filter optional)."""
         query = select(t).order_by(t.c.integration_id, t.c.bill_id)
         if integration_ids is not None:
             query = query.where(t.c.integration_id.in_(list(integration_ids)))

@@ -25,12 +25,16 @@ from store.schema import sync_leases as t
 
 @dataclass(frozen=True)
 class Lease:
+    """Who holds an integration's lease, since when, until when."""
+
     holder: str
     acquired_at: float
     expires_at: float
 
 
 class SyncLeases:
+    """The integration leases: one run at a time posts an integration's bills."""
+
     def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.clock = clock
@@ -74,6 +78,7 @@ class SyncLeases:
             )
 
     def get(self, integration_id: str) -> Lease | None:
+        """The integration's lease, or None."""
         with self.engine.connect() as conn:
             row = conn.execute(select(t).where(t.c.integration_id == integration_id)).first()
         return Lease(row.holder, row.acquired_at, row.expires_at) if row else None

@@ -33,6 +33,8 @@ class TenantLimitsMissing(LookupError):
 
 
 class TenantLimits:
+    """Xero's per-tenant call slots and call rate, as rows every process shares."""
+
     def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.clock = clock

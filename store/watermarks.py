@@ -23,6 +23,8 @@ from store.schema import sync_watermarks as t
 
 @dataclass(frozen=True)
 class Watermark:
+    """How far an integration has read, under which rules."""
+
     fingerprint: str
     modified_through: float  # epoch seconds
 
@@ -32,12 +34,15 @@ class Watermark:
 
 
 class Watermarks:
+    """The integrations' watermarks."""
+
     def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.clock = clock
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     def get(self, integration_id: str) -> Watermark | None:
+        """The integration's watermark, or None before its first whole read."""
         with self.engine.connect() as conn:
             row = conn.execute(select(t).where(t.c.integration_id == integration_id)).first()
         return Watermark(row.fingerprint, row.modified_through) if row else None

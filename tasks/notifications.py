@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 def disabled_message(
     sender: str, recipients: list[str], integration_name: str, reason: str
 ) -> EmailMessage:
+    """The e-mail that tells an integration's people it was disabled, and why."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(recipients)

@@ -47,6 +47,9 @@ def organisation_of(settings: Settings, view: IntegrationView | str) -> str:
 
 
 def disable(integration: IntegrationView, reason: str) -> str:
+    """Disable the integration for ``reason`` and e-mail its notification users; returns the
+    report's note.
+    """
     settings = get_settings()
     integration_store(settings).disable(integration.id, reason)
     logger = get_run_logger()

@@ -47,6 +47,7 @@ class BillFailure:
 
     @property
     def cause(self) -> str:
+        """The cause a person reads in the run's message (one of a few words)."""
         return cause_of(self.outcome, self.reason)
 
     @property
@@ -74,6 +75,7 @@ def cause_of(outcome: str, reason: str = "") -> str:
 
 
 def count_causes(failures: Iterable[BillFailure]) -> Counter[str]:
+    """Failures counted by cause."""
     return Counter(f.cause for f in failures)
 
 
@@ -139,6 +141,7 @@ def _short(text: str, limit: int = 160) -> str:
 
 
 def money(failure: BillFailure) -> str:
+    """An amount as a person reads it: two decimals, the currency after."""
     if failure.amount is None:
         return ""
     return f"{failure.amount} {failure.currency or ''}".strip()

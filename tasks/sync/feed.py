@@ -56,11 +56,13 @@ class ReadTracker:
         self.started: float | None = None
 
     def begin(self, server_time: dt.datetime | None) -> None:
+        """Note the time a read starts (the watermark never passes it)."""
         if self.started is None and server_time is not None:
             self.started = server_time.timestamp() - 1.0
 
     @property
     def modified_through(self) -> float | None:
+        """The newest modification seen, capped at the read's start."""
         return self.started
 
 
@@ -149,11 +151,13 @@ class BillFeed:
             _feeds.pop(self.id, None)
 
     def leave(self, subscriber: str) -> None:
+        """Stop feeding ``subscriber`` (it is done, or gave up): the reader does not wait on it."""
         with self._lock:
             self._gone.add(subscriber)
         _drain(self._queues[subscriber])
 
     def pages(self, subscriber: str) -> Iterator[list[Bill]]:
+        """The pages for ``subscriber``, as the shared reader lists them."""
         inbox = self._queues[subscriber]
         try:
             while True:

@@ -45,6 +45,7 @@ class Send:
 
     @property
     def number(self) -> str:
+        """The document's number in Xero (the bill's, as mapped)."""
         return str(self.document[NUMBER_FIELD[self.kind]])
 
     def failure(self, outcome: Outcome, reason: str = "") -> BillFailure:
@@ -67,6 +68,10 @@ class Send:
 
 @dataclass
 class PagePlan:
+    """What a page of bills comes to: documents to send, fates to record, failures, unchanged
+    bills.
+    """
+
     sends: list[Send] = field(default_factory=list)
     fates: list[Fate] = field(default_factory=list)  # to record: skips and failures
     failures: list[BillFailure] = field(default_factory=list)  # the fates that are failures
@@ -74,6 +79,7 @@ class PagePlan:
 
 
 def bill_version(bill: Bill) -> int:
+    """The bill's version as the ledger keeps it (m3ter's, or 0 when it sends none)."""
     return int(bill.version or 0)
 
 

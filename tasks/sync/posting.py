@@ -113,6 +113,7 @@ def defer_bills(
 
 
 def record_if_possible(integration: IntegrationView, fates: list[Fate], logger: Any) -> None:
+    """Write ``fates`` to the ledger; when the database is away, log what could not be written."""
     if not fates:
         return
     try:
@@ -158,6 +159,7 @@ class Posting:
         self.posts = 0
 
     def add(self, sends: Iterable[Send]) -> None:
+        """Take planned documents; each group that fills a task is posted at once."""
         for send in sends:
             key = (send.kind, bool(send.xero_id))
             group = self.pending.setdefault(key, [])
@@ -168,6 +170,7 @@ class Posting:
 
     @property
     def batch(self) -> int:
+        """Documents per Xero call."""
         return self.settings.sync_batch_size
 
     @property

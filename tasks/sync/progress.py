@@ -35,6 +35,7 @@ class Progress:
         self._api = BestEffort(get_run_logger())
 
     def advance(self, bills: int) -> None:
+        """Count ``bills`` more handled; show the bar at most every ``EVERY_SECONDS``."""
         if self.artifact_id is None and bills:
             self.artifact_id = self._api.call(
                 lambda: create_progress_artifact(
@@ -54,6 +55,7 @@ class Progress:
             self._show(round(100 * previous / total, 1))
 
     def finish(self) -> None:
+        """Show the bar full."""
         self._show(100.0)
 
     def _show(self, percent: float) -> None:

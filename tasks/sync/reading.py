@@ -32,6 +32,12 @@ from tasks.sync.plan import ACCOUNT_EXCLUDED
 
 @task(name="load external mappings", cache_policy=NO_CACHE, persist_result=False)
 def load_mappings(integration: IntegrationView) -> list[ExternalMapping]:
+    """The integration's Account → Xero Contact mappings from m3ter (only those linked to
+    this integration when it enforces linked mappings); none when it does not use them.
+
+    Args:
+        integration: the integration being synced.
+    """
     if not integration.config.use_external_mapping_account_code:
         return []
     with M3terClient.from_settings(get_settings()) as m3ter:
@@ -69,6 +75,7 @@ class Rules:
         return _PageAccounts(self.accounts, [b.account_id for b in bills])
 
     def mappings(self) -> list[ExternalMapping]:
+        """The mappings, fetched once, when the first bill needs them."""
         if self._mappings is None:
             self._mappings = load_mappings(self.integration)
         return self._mappings
@@ -118,6 +125,7 @@ class Reading:
     mode: str = ""
 
     def modified_through(self) -> float | None:
+        """How far the watermark may move after this reading: None when it was not a whole read."""
         if self.tracker is None or (self.feed is not None and not self.feed.complete):
             return None
         return self.tracker.modified_through

@@ -45,6 +45,7 @@ class IntegrationReport:
 
     @property
     def failing(self) -> bool:
+        """Whether the run should end Failed for this integration."""
         return self.failed > 0 or self.problem is not None
 
     def row(self) -> dict[str, Any]:
@@ -81,6 +82,7 @@ class IntegrationReport:
         }
 
     def notes(self) -> list[str]:
+        """What else happened (not synced to the end, disabled), a phrase each."""
         return [n for n in (self.problem, self.disabled) if n]
 
     def describe(self) -> str:
@@ -98,9 +100,11 @@ class IntegrationReport:
         return "; ".join(parts)
 
     def message(self) -> str:
+        """The state message of a run of this integration alone."""
         return message_of([self])
 
     def add_failures(self, failures: Iterable[BillFailure]) -> None:
+        """Count bills that did not reach Xero (the first ``LISTED`` are kept to be named)."""
         for failure in failures:
             self.failed += 1
             self.causes[failure.cause] += 1
@@ -108,12 +112,14 @@ class IntegrationReport:
                 self.failures.append(failure)
 
     def add_post(self, report: PostReport) -> None:
+        """Add what a posting task reported."""
         self.sent += report.created
         self.updated += report.updated
         self.xero_calls += report.calls
         self.add_failures(report.failures)
 
     def add_skips(self, fates: Iterable[Fate]) -> None:
+        """Count the bills the integration's own rules skipped, by reason."""
         for fate in fates:
             if fate.outcome not in FAILED:
                 self.skipped[fate.reason or fate.outcome.value] += 1

@@ -15,10 +15,12 @@ _providers: dict[int, XeroTokenProvider] = {}
 
 
 def xero_oauth(settings: Settings | None = None) -> XeroOAuth:
+    """Xero's OAuth client from the process's settings."""
     return XeroOAuth(settings or get_settings())
 
 
 def credentials(settings: Settings | None = None) -> CredentialStore:
+    """The credential store from the process's settings."""
     return credential_store(settings or get_settings())
 
 
