@@ -108,14 +108,8 @@ def sync_integration_body(
                 continue
             unplanned = bills
             entries = ledger.for_bills(integration.id, (b.id for b in bills))
-            plan = plan_page(
-                integration.config,
-                integration.id,
-                bills,
-                rules.for_page(bills),
-                rules.mapping_list,
-                entries,
-            )
+            accounts, mappings = rules.for_page(bills, entries)  # fetched first: a pure plan
+            plan = plan_page(integration.config, integration.id, bills, accounts, mappings, entries)
             if plan.fates and not dry_run:
                 ledger.record(integration.id, plan.fates, sync_run_id=flow_run_id())
             unplanned = []

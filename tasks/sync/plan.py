@@ -83,6 +83,16 @@ def bill_version(bill: Bill) -> int:
     return int(bill.version or 0)
 
 
+def unchanged(bill: Bill, entry: LedgerEntry | None) -> bool:
+    """In Xero already at this version (or a later one): the bill costs nothing."""
+    return (
+        entry is not None
+        and entry.outcome is Outcome.COMPLETE
+        and entry.sent_version is not None
+        and entry.sent_version >= bill_version(bill)
+    )
+
+
 def _same_skip(entry: LedgerEntry | None, version: int, outcome: Outcome, reason: str) -> bool:
     """Already recorded so at this version: nothing to do or write. Never so for a failure."""
     return (
@@ -112,11 +122,7 @@ def plan_page(
     for bill in bills:
         version = bill_version(bill)
         entry = ledger.get(bill.id)
-        if (
-            entry is not None
-            and entry.outcome is Outcome.COMPLETE
-            and (entry.sent_version is not None and entry.sent_version >= version)
-        ):
+        if unchanged(bill, entry):
             plan.unchanged += 1
             continue
         account = accounts.get(bill.account_id or "")

@@ -11,9 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -21,13 +20,13 @@ from prefect.cache_policies import NO_CACHE
 from config.settings import Settings, get_settings
 from store.factory import database
 from store.integrations import IntegrationView
-from store.ledger import FAILED, Ledger, Outcome
+from store.ledger import FAILED, Ledger, LedgerEntry, Outcome
 from store.watermarks import Watermarks
 from tasks.m3ter.client import M3terClient
 from tasks.m3ter.models import Account, Bill, ExternalMapping
 from tasks.sync.accounts import AccountLookup
 from tasks.sync.feed import BillFeed, ReadPlan, ReadTracker, read_bills, read_bills_by_id
-from tasks.sync.plan import ACCOUNT_EXCLUDED
+from tasks.sync.plan import ACCOUNT_EXCLUDED, unchanged
 
 
 @task(name="load external mappings", cache_policy=NO_CACHE, persist_result=False)
@@ -61,56 +60,31 @@ def fingerprint(integration: IntegrationView) -> str:
 
 class Rules:
     """The integration's accounts (``tasks.sync.accounts``: looked up as bills need them, in a
-    bounded cache) and its external mappings (a task, run when the first bill needs them): a
-    sync whose bills are all unchanged looks up neither."""
+    bounded cache) and its external mappings (fetched once, by a task, when a bill first needs
+    them): a sync whose bills are all unchanged looks up neither."""
 
     def __init__(self, integration: IntegrationView, accounts: AccountLookup) -> None:
         self.integration = integration
         self.accounts = accounts
         self._mappings: list[ExternalMapping] | None = None
-        self.mapping_list = _LazyList(self.mappings)
 
-    def for_page(self, bills: Sequence[Bill]) -> Mapping[str, Account]:
-        """The allowed accounts of these bills, looked up only if planning asks for one."""
-        return _PageAccounts(self.accounts, [b.account_id for b in bills])
+    def for_page(
+        self, bills: Sequence[Bill], entries: Mapping[str, LedgerEntry]
+    ) -> tuple[dict[str, Account], list[ExternalMapping]]:
+        """What planning these bills needs, fetched before it starts (planning is pure): the
+        allowed accounts and the mappings, of the bills not already in Xero at their version."""
+        needed = [b for b in bills if not unchanged(b, entries.get(b.id))]
+        if not needed:
+            return {}, []
+        return self.accounts.allowed([b.account_id for b in needed]), self.mappings()
 
     def mappings(self) -> list[ExternalMapping]:
-        """The mappings, fetched once, when the first bill needs them."""
+        """The mappings, fetched once (none, and no task, when the integration uses none)."""
+        if not self.integration.config.use_external_mapping_account_code:
+            return []
         if self._mappings is None:
             self._mappings = load_mappings(self.integration)
         return self._mappings
-
-
-class _PageAccounts(Mapping[str, Account]):
-    def __init__(self, lookup: AccountLookup, account_ids: list[str | None]) -> None:
-        self._lookup = lookup
-        self._ids = account_ids
-        self._found: dict[str, Account] | None = None
-
-    def _accounts(self) -> dict[str, Account]:
-        if self._found is None:
-            self._found = self._lookup.allowed(self._ids)
-        return self._found
-
-    def __getitem__(self, account_id: str) -> Account:
-        return self._accounts()[account_id]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._accounts())
-
-    def __len__(self) -> int:
-        return len(self._accounts())
-
-
-class _LazyList(Sequence[ExternalMapping]):
-    def __init__(self, load: Callable[[], list[ExternalMapping]]) -> None:
-        self._load = load
-
-    def __getitem__(self, index: Any) -> Any:
-        return self._load()[index]
-
-    def __len__(self) -> int:
-        return len(self._load())
 
 
 @dataclass
