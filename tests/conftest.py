@@ -20,6 +20,7 @@ from config.settings import get_settings
 from sandbox.serve import ServerHandle, free_port, run_in_thread
 from sandbox.xero.app import create_app
 from store.factory import forget_engines
+from tasks.process import PROCESS
 
 DATABASES = ["sqlite", "postgres"]
 
@@ -77,6 +78,7 @@ def clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPat
     yield monkeypatch
     get_settings.cache_clear()
     forget_engines()
+    PROCESS.close()  # token providers and the like belong to the settings just dropped
 
 
 @dataclass

@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from config.settings import Settings
 from tasks.m3ter.client import M3terClient
 from tasks.m3ter.models import Bill
+from tasks.process import PROCESS
 
 _END = object()
-_feeds: dict[str, BillFeed] = {}
-_feeds_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -138,8 +137,7 @@ class BillFeed:
         self.complete = False
 
     def __enter__(self) -> BillFeed:
-        with _feeds_lock:
-            _feeds[self.id] = self
+        PROCESS.put(PROCESS.feeds, self.id, self)
         self._thread.start()
         return self
 
@@ -147,8 +145,7 @@ class BillFeed:
         for subscriber in list(self._queues):
             self.leave(subscriber)
         self._thread.join()
-        with _feeds_lock:
-            _feeds.pop(self.id, None)
+        PROCESS.pop(PROCESS.feeds, self.id)
 
     def leave(self, subscriber: str) -> None:
         """Stop feeding ``subscriber`` (it is done, or gave up): the reader does not wait on it."""
@@ -203,8 +200,8 @@ def joined(feed_id: str | None) -> BillFeed | None:
     """The feed ``feed_id`` of this process, or ``None`` (a subflow run elsewhere reads alone)."""
     if feed_id is None:
         return None
-    with _feeds_lock:
-        return _feeds.get(feed_id)
+    feed: BillFeed | None = PROCESS.peek(PROCESS.feeds, feed_id)
+    return feed
 
 
 def _drain(inbox: queue.Queue[object]) -> None:

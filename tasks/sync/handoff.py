@@ -10,28 +10,26 @@ pool), which is what makes this safe, and ``require_in_process`` what makes it c
 
 from __future__ import annotations
 
-import threading
 import uuid
 from typing import Any
 
 from config.errors import PermanentError
-
-_held: dict[str, Any] = {}
-_lock = threading.Lock()
+from tasks.process import PROCESS
 
 
 def hand(value: Any) -> str:
     """Keep ``value`` until ``take`` claims it; returns the key."""
     key = str(uuid.uuid4())
-    with _lock:
-        _held[key] = value
+    PROCESS.put(PROCESS.held, key, value)
     return key
 
 
 def take(key: str) -> Any:
     """The value handed under ``key``, released from here (``KeyError`` if none)."""
-    with _lock:
-        return _held.pop(key)
+    value = PROCESS.pop(PROCESS.held, key)
+    if value is None:
+        raise KeyError(f"nothing was handed over under {key} in this process")
+    return value
 
 
 def require_in_process() -> None:

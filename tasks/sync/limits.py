@@ -32,6 +32,7 @@ from config.errors import Interrupted, PermanentError, WaitExpired
 from config.settings import Settings
 from store.factory import database
 from store.tenant_limits import TenantLimits
+from tasks.process import PROCESS
 from tasks.sync import stopping
 
 TOKEN_MARGIN_SECONDS = 0.002  # a grant interval this much longer: clock and queue noise
@@ -50,16 +51,11 @@ def ensure_tenant_limits(settings: Settings, tenant_id: str) -> None:
         TenantLimits(database(settings)).ensure(tenant_id, settings.xero_tenant_concurrency)
 
 
-_local_lock = threading.Lock()
-_local_slots: dict[str, threading.BoundedSemaphore] = {}
-
-
 def _local_semaphore(tenant_id: str, size: int) -> threading.BoundedSemaphore:
-    with _local_lock:
-        semaphore = _local_slots.get(tenant_id)
-        if semaphore is None:
-            semaphore = _local_slots[tenant_id] = threading.BoundedSemaphore(size)
-        return semaphore
+    semaphore: threading.BoundedSemaphore = PROCESS.get_or_make(
+        PROCESS.local_slots, tenant_id, lambda: threading.BoundedSemaphore(size)
+    )
+    return semaphore
 
 
 @dataclass
@@ -71,12 +67,9 @@ class _Pacer:
     next_at: float = 0.0
 
 
-_pacers: dict[str, _Pacer] = {}
-
-
 def _pacer(tenant_id: str) -> _Pacer:
-    with _local_lock:
-        return _pacers.setdefault(tenant_id, _Pacer())
+    pacer: _Pacer = PROCESS.get_or_make(PROCESS.pacers, tenant_id, _Pacer)
+    return pacer
 
 
 @dataclass
@@ -120,12 +113,9 @@ class _Handoff:
             return True
 
 
-_handoffs: dict[str, _Handoff] = {}
-
-
 def _handoff(tenant_id: str) -> _Handoff:
-    with _local_lock:
-        return _handoffs.setdefault(tenant_id, _Handoff())
+    handoff: _Handoff = PROCESS.get_or_make(PROCESS.handoffs, tenant_id, _Handoff)
+    return handoff
 
 
 class TenantSlots:

@@ -8,10 +8,9 @@ from __future__ import annotations
 from config.settings import Settings, get_settings
 from store.credentials import CredentialStore
 from store.factory import credential_store
+from tasks.process import PROCESS
 from tasks.xero.oauth import XeroOAuth
 from tasks.xero.tokens import XeroTokenProvider
-
-_providers: dict[int, XeroTokenProvider] = {}
 
 
 def xero_oauth(settings: Settings | None = None) -> XeroOAuth:
@@ -27,11 +26,14 @@ def credentials(settings: Settings | None = None) -> CredentialStore:
 def token_provider(settings: Settings | None = None) -> XeroTokenProvider:
     """One provider per settings object and process, so its per-credential locks are shared."""
     settings = settings or get_settings()
-    provider = _providers.get(id(settings))
-    if provider is None:
-        provider = _providers[id(settings)] = XeroTokenProvider(
-            credential_store(settings),
-            XeroOAuth(settings),
-            margin_seconds=settings.token_refresh_margin_seconds,
-        )
+    chosen = settings
+    provider: XeroTokenProvider = PROCESS.get_or_make(
+        PROCESS.providers,
+        id(chosen),
+        lambda: XeroTokenProvider(
+            credential_store(chosen),
+            XeroOAuth(chosen),
+            margin_seconds=chosen.token_refresh_margin_seconds,
+        ),
+    )
     return provider
