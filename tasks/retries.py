@@ -12,7 +12,7 @@ Where, each in one place:
 - m3ter reads: inside ``M3terClient`` (every call is a GET, safe to repeat; its callers, the
   bill feed and the account lookup, have nothing to add per attempt). Each retry is a warning on
   the client's logger.
-- Xero Accounting calls of a sync: by the sync's poster (``tasks.sync.post.TenantPoster``)
+- Xero Accounting calls of a sync: by the sync's poster (``tasks.sync.calls.XeroCalls``)
   around each call, so every attempt takes a tenant call slot, is a log line on the task, and a
   retried batch keeps its ``Idempotency-Key`` (Xero replays its first answer). The Xero client
   itself never loops. A token refresh happens inside such a call, so it is retried with it.

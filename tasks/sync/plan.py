@@ -20,10 +20,11 @@ from tasks.mapping import map_bill
 from tasks.mapping.lines import document_total
 from tasks.mapping.selection import line_kept
 from tasks.sync.failures import BillFailure
+from tasks.sync.kinds import KINDS
 
 Kind = Literal["invoice", "credit_note"]
-NUMBER_FIELD = {"invoice": "InvoiceNumber", "credit_note": "CreditNoteNumber"}
-ID_FIELD = {"invoice": "InvoiceID", "credit_note": "CreditNoteID"}
+NUMBER_FIELD = {name: kind.number_field for name, kind in KINDS.items()}
+ID_FIELD = {name: kind.id_field for name, kind in KINDS.items()}
 ACCOUNT_EXCLUDED = "account excluded by the integration (restricted or filtered out)"
 
 

@@ -1,0 +1,65 @@
+"""The two kinds of document a bill becomes, invoice and credit note: what differs, in one table.
+
+Xero's field names are the client's own (``tasks.xero.invoices``); the client's calls are
+reached through the kind, so that the poster's steps never branch on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from tasks.xero.invoices import CREDIT_NOTES, INVOICES, InvoiceResult, XeroAccountingClient
+
+
+class KindCalls(NamedTuple):
+    """The client's calls for one kind (``post_invoices`` or ``post_credit_notes``, ...)."""
+
+    post: Callable[..., list[InvoiceResult]]  # (documents, *, idempotency_key, update)
+    find_by_number: Callable[[list[str]], dict[str, dict[str, Any]]]
+    get: Callable[[str], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class DocumentKind:
+    """One kind of document: its Xero fields, the client's calls for it, and the other kind."""
+
+    name: str  # as ``Send.kind`` and the ledger's ``document_type`` spell it
+    other_name: str  # a bill whose sign changed withdraws its document of the other kind
+    id_field: str
+    number_field: str
+    _calls: Callable[[XeroAccountingClient], KindCalls]
+
+    @property
+    def other(self) -> DocumentKind:
+        return KINDS[self.other_name]
+
+    def calls(self, client: XeroAccountingClient) -> KindCalls:
+        return self._calls(client)
+
+    def doc_id(self, doc: dict[str, Any]) -> str | None:
+        """The id of a document of this kind as Xero returned it."""
+        return doc.get(self.id_field)
+
+
+INVOICE = DocumentKind(
+    "invoice",
+    "credit_note",
+    INVOICES.id_field,
+    INVOICES.number_field,
+    lambda client: KindCalls(
+        client.post_invoices, client.find_invoices_by_number, client.get_invoice
+    ),
+)
+CREDIT_NOTE = DocumentKind(
+    "credit_note",
+    "invoice",
+    CREDIT_NOTES.id_field,
+    CREDIT_NOTES.number_field,
+    lambda client: KindCalls(
+        client.post_credit_notes, client.find_credit_notes_by_number, client.get_credit_note
+    ),
+)
+#: Both kinds, invoices first: the order in which the poster sends them.
+KINDS: dict[str, DocumentKind] = {kind.name: kind for kind in (INVOICE, CREDIT_NOTE)}
