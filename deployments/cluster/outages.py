@@ -13,40 +13,39 @@ or 120 s, then started again on the same port and database) or the project's Pos
 - the tenant holds no Xero slot, with nobody resetting anything.
 
 Failures are gathered and reported together, so one run of the check shows everything seen.
+The outages themselves and the probes of their aftermath are in ``outage_tools.py``.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 import httpx
 
-from deployments.cluster.processes import (
-    ClusterError,
-    alive,
-    descendants,
-    wait_http,
-    wait_port_free,
+from deployments.cluster.flowruns import Run, documents_of, launch, wait_runs
+from deployments.cluster.outage_tools import (
+    PROCESS_EXIT_SECONDS,
+    Outage,
+    clock,
+    none_running,
+    process_exit,
+    restart_prefect_server,
+    restart_project_postgres,
+    slots_free,
+    unfinished,
+    watching,
+    workers_survived,
 )
-from deployments.cluster.run import (
+from deployments.cluster.processes import ClusterError
+from deployments.cluster.startup import (
     OUTAGE_ORGS,
-    SERVER,
     SYNC,
     ZOMBIE_WITHIN_SECONDS,
     Cluster,
-    Run,
-    _documents,
-    _settings,
-    launch,
-    start_worker,
-    wait_runs,
-    wait_workers,
+    project_settings,
 )
 
 BILLS_PER_ACCOUNT = 10
@@ -55,102 +54,6 @@ BILLS_PER_ACCOUNT = 10
 SLOW_SECONDS = 5.0
 END_AFTER_RETURN = 60.0  # issue 14: a run ends within this of the API's return
 KEEPS_POSTING = 60.0  # issue 14: an outage up to this long, and the run finishes by itself
-# Longer than SLOW_SECONDS: the posts in flight when it goes are answered while it is away.
-DB_DOWN_SECONDS = 8.0
-PROCESS_EXIT_SECONDS = 30.0  # a flow-run process gone this long after its run's final state
-
-
-@dataclass(frozen=True)
-class Outage:
-    """What went away and came back, in wall-clock seconds (to compare with run states)."""
-
-    what: str  # "API" or "DB"
-    gone_at: float
-    back_at: float
-    stop_seconds: float  # from the signal to the process(es) gone
-    graceful: bool  # ended on SIGTERM (or pg_ctl's fast stop), no SIGKILL needed
-
-
-@dataclass
-class Watch:
-    """The tenant's document count, sampled every second while the outage lasts."""
-
-    samples: list[tuple[float, int]] = field(default_factory=list)
-
-    def last_growth(self) -> float | None:
-        """Wall clock of the last sample that saw more documents than the one before."""
-        grew = [t for (t, n), (_, m) in zip(self.samples[1:], self.samples, strict=False) if n > m]
-        return grew[-1] if grew else None
-
-
-@contextmanager
-def watching(cluster: Cluster, name: str) -> Iterator[Watch]:
-    """Sample the documents of ``name``'s tenant while the block runs; the first sample is
-    taken before it starts, the last after it ends."""
-    watch, done = Watch([(time.time(), _documents(cluster, name))]), threading.Event()
-
-    def sample() -> None:
-        while not done.wait(1.0):
-            with suppress(httpx.HTTPError, OSError):
-                watch.samples.append((time.time(), _documents(cluster, name)))
-
-    thread = threading.Thread(target=sample, name="document-watch", daemon=True)
-    thread.start()
-    try:
-        yield watch
-    finally:
-        done.set()
-        thread.join(timeout=10)
-        with suppress(httpx.HTTPError, OSError):
-            watch.samples.append((time.time(), _documents(cluster, name)))
-
-
-def _clock(wall: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(wall)) + f".{int(wall % 1 * 10)}"
-
-
-def _note_all(cluster: Cluster, text: str) -> None:
-    """The same marked line in every log, so the engineer can find the outage in each."""
-    for name in list(cluster.procs.procs):
-        cluster.procs.note(name, text)
-
-
-def restart_prefect_server(cluster: Cluster, down_seconds: float) -> Outage:
-    """SIGTERM the server's whole process tree, keep it down ``down_seconds`` (from the
-    signal), start it again with the same command, environment, port and database, and wait
-    for ``/api/health``."""
-    port = urlparse(cluster.api_url).port
-    assert port is not None
-    pid = cluster.procs.pid(SERVER)
-    tree = [pid, *descendants(pid)]
-    _note_all(cluster, f"Prefect server SIGTERM, down {down_seconds:.0f} s")
-    gone = time.time()
-    graceful = cluster.procs.stop(SERVER)
-    stopped = time.time()
-    left = [p for p in tree if alive(p)]
-    if left:
-        raise ClusterError(f"Prefect server processes {left} outlived SIGTERM and SIGKILL")
-    wait_port_free(port, "the Prefect server")
-    time.sleep(max(0.0, gone + down_seconds - time.time()))
-    proc = cluster.procs.restart(SERVER)
-    wait_http(f"{cluster.api_url}/health", proc, "the restarted Prefect server", timeout=180)
-    back = time.time()
-    _note_all(cluster, "Prefect server back (/api/health answers)")
-    return Outage("API", gone, back, round(stopped - gone, 1), graceful)
-
-
-def restart_project_postgres(cluster: Cluster, down_seconds: float = DB_DOWN_SECONDS) -> Outage:
-    """The project database stopped fast (sessions cut, transactions rolled back), kept down,
-    started again on the same port and files."""
-    _note_all(cluster, f"project PostgreSQL stopped (fast), down {down_seconds:.0f} s")
-    gone = time.time()
-    cluster.postgres.stop("fast")
-    stopped = time.time()
-    time.sleep(max(0.0, gone + down_seconds - time.time()))
-    cluster.postgres.start()
-    back = time.time()
-    _note_all(cluster, "project PostgreSQL back")
-    return Outage("DB", gone, back, round(stopped - gone, 1), True)
 
 
 @dataclass(frozen=True)
@@ -174,100 +77,6 @@ def _new_accounts(cluster: Cluster, bills: int) -> list[str]:
     return list(answer.json()["ids"])
 
 
-def _running() -> list[str]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-
-    running_only = FlowRunFilter(
-        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))
-    )
-    with get_client(sync_client=True) as client:
-        return [f"{r.name} ({r.id})" for r in client.read_flow_runs(flow_run_filter=running_only)]
-
-
-def _none_running(deadline: float) -> float:
-    """Seconds until no flow run was Running; ClusterError if some still are at ``deadline``."""
-    started = time.time()
-    while True:
-        try:
-            running = _running()
-        except (httpx.HTTPError, OSError) as exc:
-            running = [f"(API did not answer: {exc!r})"]
-        if not running:
-            return round(time.time() - started, 1)
-        if time.time() > deadline:
-            raise ClusterError(f"still Running past the zombie window: {running}")
-        time.sleep(2)
-
-
-def _slots_free(tenant_id: str, deadline: float) -> float:
-    """Seconds until the tenant held no Xero slot; ClusterError with the count at ``deadline``."""
-    from store.factory import database
-    from store.tenant_limits import TenantLimits
-
-    limits = TenantLimits(database(_settings()))
-    started = time.time()
-    while True:
-        held = limits.held(tenant_id)
-        if held == 0:
-            return round(time.time() - started, 1)
-        if time.time() > deadline:
-            raise ClusterError(
-                f"tenant {tenant_id} still holds {held} Xero slot(s): {limits.holders(tenant_id)}"
-            )
-        time.sleep(1)
-
-
-def _workers_survived(cluster: Cluster, problems: list[str]) -> list[str]:
-    """Names of workers that exited during the outage (each a problem; replaced, so the rest
-    of the scenario can still run, since the scenario fails anyway)."""
-    dead = []
-    for name in list(cluster.workers):
-        proc = cluster.procs.procs.get(name)
-        if proc is not None and proc.poll() is None:
-            continue
-        code = proc.returncode if proc is not None else "?"
-        tail = cluster.procs.tail(name, 12)
-        problems.append(f"worker {name} exited (code {code}) during the outage:\n{tail}")
-        dead.append(name)
-        cluster.procs.forget(name)
-        start_worker(cluster, name)
-    if dead:
-        wait_workers(cluster)
-    return dead
-
-
-def _unfinished(integration_id: str) -> dict[str, int]:
-    """Outcome -> bills of the integration the ledger does not hold COMPLETE (what the next
-    run must heal)."""
-    from collections import Counter
-
-    from store.factory import database
-    from store.ledger import Ledger, Outcome
-
-    ledger = Ledger(database(_settings())).snapshot(integration_id)
-    return dict(
-        Counter(e.outcome.value for e in ledger.values() if e.outcome is not Outcome.COMPLETE)
-    )
-
-
-def _process_exit(run: Run, ended_at: float) -> float | None:
-    """Seconds after its run's final state that the flow-run process was gone (None: alive
-    after ``PROCESS_EXIT_SECONDS``, or never seen)."""
-    if run.pid is None:
-        return None
-    while alive(run.pid):
-        if time.time() > ended_at + PROCESS_EXIT_SECONDS:
-            return None
-        time.sleep(0.5)
-    return round(max(0.0, time.time() - ended_at), 1)
-
-
 @dataclass
 class Scene:
     """One scenario's state as it unfolds: what was made, seen and found wrong."""
@@ -280,14 +89,14 @@ class Scene:
     problems: list[str] = field(default_factory=list)
 
     def say(self, wall: float, text: str) -> None:
-        print(f"   {_clock(wall)} {text}", flush=True)
+        print(f"   {clock(wall)} {text}", flush=True)
 
     def exactly_once(self, when: str) -> None:
         from deployments.cluster.checks import exactly_once
 
         made = self.made
         try:
-            exactly_once(_settings(), self.cluster.xero_url, made.integration_id, made.name,
+            exactly_once(project_settings(), self.cluster.xero_url, made.integration_id, made.name,
                          made.tenant_id, self.bills)  # fmt: skip
         except ClusterError as exc:
             self.problems.append(f"{when}: {exc}")
@@ -301,7 +110,7 @@ def mid_sync(cluster: Cluster, plan: Plan) -> None:
     accounts = _new_accounts(cluster, plan.bills)
     made = connect_integration(cluster.xero_url, plan.integration, plan.org, account_ids=accounts)
     cluster.integrations[plan.integration] = made
-    bills = m3ter_bills(_settings(), set(accounts))
+    bills = m3ter_bills(project_settings(), set(accounts))
     scene = Scene(cluster, plan, made, bills, cluster.figures.setdefault(plan.key, {}))
     scene.figures["bills"] = len(bills)
     try:
@@ -329,7 +138,7 @@ def _interrupt(scene: Scene) -> tuple[Run, Outage]:
                     f"the sync ended {flow_runs[0].state_name} before the outage: "
                     f"{flow_runs[0].state.message}"
                 )
-            return run.worker is not None and _documents(cluster, name) > 0
+            return run.worker is not None and documents_of(cluster, name) > 0
 
         wait_runs(cluster, [run], until=posting)
         with watching(cluster, name) as watch:
@@ -366,7 +175,7 @@ def _run_ends(scene: Scene, run: Run, outage: Outage) -> None:
         figures["run"] = "not ended"
         raise ClusterError(
             f"the interrupted sync had not ended {END_AFTER_RETURN + 30:.0f} s after the "
-            f"{what} came back ({exc}); {_documents(cluster, scene.plan.integration)} of "
+            f"{what} came back ({exc}); {documents_of(cluster, scene.plan.integration)} of "
             f"{len(scene.bills)} documents in Xero; its process (pid {run.pid}) logs to "
             f"{run.worker}.log"
         ) from exc
@@ -379,8 +188,8 @@ def _run_ends(scene: Scene, run: Run, outage: Outage) -> None:
     )
     figures["run"] = final.state_name
     figures[f"{what} back → run ended (s)"] = after
-    figures["documents when the run ended"] = _documents(cluster, scene.plan.integration)
-    figures["ledger after the run (not COMPLETE)"] = _unfinished(scene.made.integration_id)
+    figures["documents when the run ended"] = documents_of(cluster, scene.plan.integration)
+    figures["ledger after the run (not COMPLETE)"] = unfinished(scene.made.integration_id)
     if final.state_name not in scene.plan.endings:
         scene.problems.append(
             f"the interrupted sync ended {final.state_name} (wanted "
@@ -392,7 +201,7 @@ def _run_ends(scene: Scene, run: Run, outage: Outage) -> None:
         )
     if final.state.is_completed():
         scene.exactly_once("Completed by itself, but")  # "finishes by itself, exactly once"
-    exited = _process_exit(run, ended_at)
+    exited = process_exit(run, ended_at)
     figures["flow-run process gone after its end (s)"] = exited
     if run.pid is not None and exited is None:
         scene.problems.append(
@@ -404,7 +213,7 @@ def _run_ends(scene: Scene, run: Run, outage: Outage) -> None:
 def _next_runs(scene: Scene) -> None:
     """The workers lived through it, and each takes one of the next two runs."""
     cluster, name = scene.cluster, scene.plan.integration
-    scene.figures["workers exited during the outage"] = _workers_survived(cluster, scene.problems)
+    scene.figures["workers exited during the outage"] = workers_survived(cluster, scene.problems)
     nexts = [
         launch(cluster, SYNC, f"sync [{name}] #{n} after the outage", integrations=[name])
         for n in (1, 2)
@@ -424,15 +233,15 @@ def _next_runs(scene: Scene) -> None:
 def _settled(scene: Scene, outage: Outage) -> None:
     """After the next run: exactly once, nothing Running, no Xero slot held."""
     scene.exactly_once("after the next run")
-    scene.figures["documents after the next run"] = _documents(scene.cluster, scene.made.name)
+    scene.figures["documents after the next run"] = documents_of(scene.cluster, scene.made.name)
     try:
         deadline = outage.back_at + ZOMBIE_WITHIN_SECONDS + 30
-        scene.figures["waited for no run Running (s)"] = _none_running(deadline)
+        scene.figures["waited for no run Running (s)"] = none_running(deadline)
     except ClusterError as exc:
         scene.problems.append(str(exc))
-    lease = float(_settings().xero_slot_lease_seconds)
+    lease = float(project_settings().xero_slot_lease_seconds)
     try:
-        free = _slots_free(scene.made.tenant_id, time.time() + lease + 15)
+        free = slots_free(scene.made.tenant_id, time.time() + lease + 15)
         scene.figures["slots back to 0 after (s)"] = free
     except ClusterError as exc:
         scene.problems.append(str(exc))
