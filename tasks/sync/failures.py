@@ -185,8 +185,9 @@ def report_markdown(
         for (integration, organisation), failures in groups.items():
             lines += [f"### {_cell(integration)} → {_cell(organisation)}", ""]
             lines += [
-                f"- **{_cell(f.account)}**, {f.bill_date or 'no date'}, {money(f)}: "
-                f"{f.outcome}, {_cell(_short(f.reason, 300))} → "
+                f"- **{_cell(f.account)}**, "
+                + ", ".join(p for p in (f.bill_date or "no date", money(f)) if p)
+                + f": {f.outcome}, {_cell(_short(f.reason, 300))} → "
                 f"{_cell(fix_for(f, integration, organisation))} (bill `{f.bill_id}`)"
                 for f in failures
             ]
