@@ -24,6 +24,7 @@ import random
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from config.errors import Interrupted, PermanentError, WaitExpired
 from config.settings import Settings
 from store.factory import database
 from store.tenant_limits import TenantLimits
+from tasks.prefect_engine import flow_run_id
 from tasks.process import PROCESS
 from tasks.sync import stopping
 
@@ -118,6 +120,17 @@ def _handoff(tenant_id: str) -> _Handoff:
     return handoff
 
 
+def _who(holders: list[str]) -> str:
+    """``"flow run 1f…9a (3), flow run 77…02 (2)"``: the slots' holders, by run."""
+    if not holders:
+        return "nobody now"
+    runs = Counter(h.rsplit("/", 1)[0] for h in holders)
+    return ", ".join(
+        f"{'' if owner.startswith('process') else 'flow run '}{owner} ({count})"
+        for owner, count in runs.most_common()
+    )
+
+
 class TenantSlots:
     """Xero's per-tenant limits for the calls of one poster: ``with slots.call(): <one call>``."""
 
@@ -135,7 +148,9 @@ class TenantSlots:
         self.tenant_id = tenant_id
         self._limits = limits if self.enabled else None
         self._settings = settings
-        self._holder = holder or f"{os.getpid()}:{uuid.uuid4().hex[:16]}"
+        # Named for the flow run that holds it, so a person can find that run in the UI.
+        owner = flow_run_id() or f"process {os.getpid()}"
+        self._holder = holder or f"{owner}/{uuid.uuid4().hex[:8]}"
         self._clock = clock
         self._pause = pause
         self._concurrency = settings.xero_tenant_concurrency
@@ -211,7 +226,7 @@ class TenantSlots:
                     "ensure_tenant_limits must run before its first call"
                 )
             if self._clock() - started >= self._wait_seconds:
-                holders = ", ".join(limits.holders(self.tenant_id)) or "nobody now"
+                holders = _who(limits.holders(self.tenant_id))
                 raise self._expired(
                     f"one of the tenant's {self._concurrency} call slots (held by {holders})"
                 )

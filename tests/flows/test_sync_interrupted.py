@@ -9,6 +9,7 @@ every bill, once."""
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -44,8 +45,9 @@ def test_slots_held_by_a_dead_run_end_the_sync_in_time_count_every_bill_and_heal
     settings = get_settings()
     limits = TenantLimits(database(settings))
     limits.ensure(main["tenant_id"], settings.xero_tenant_concurrency)
-    for n in range(settings.xero_tenant_concurrency):  # a run that died holding every slot
-        assert limits.take_slot(main["tenant_id"], f"dead-run-{n}", DEAD_LEASE_SECONDS) is not None
+    dead = str(uuid.uuid4())  # a flow run that died holding every slot
+    for n in range(settings.xero_tenant_concurrency):
+        assert limits.take_slot(main["tenant_id"], f"{dead}/{n}", DEAD_LEASE_SECONDS) is not None
     held_until = time.time() + DEAD_LEASE_SECONDS
 
     began = time.monotonic()
@@ -59,7 +61,10 @@ def test_slots_held_by_a_dead_run_end_the_sync_in_time_count_every_bill_and_heal
     n = len(retryable)
     assert n > 0 and {e.outcome for e in retryable} == {Outcome.INTERRUPTED}
     assert first.message.startswith(f"{n} bills not sent: {n} interrupted; Wedged interrupted")
-    assert "waited 2 s for one of the tenant's 5 call slots (held by dead-run-" in first.message
+    assert (
+        f"waited 2 s for one of the tenant's 5 call slots (held by flow run {dead} (5))"
+        in first.message
+    )
     (row,) = summary(first)["integrations"]
     assert row["failed"] == n and row["sent"] == 0
     assert documents(xero_server, main["tenant_id"]) == 0
