@@ -187,9 +187,17 @@ def report_markdown(
             lines += [
                 f"- **{_cell(f.account)}**, "
                 + ", ".join(p for p in (f.bill_date or "no date", money(f)) if p)
-                + f": {f.outcome}, {_cell(_short(f.reason, 300))} → "
+                + f": {f.outcome}, {_cell(_short(_reason(f), 300))} → "
                 f"{_cell(fix_for(f, integration, organisation))} (bill `{f.bill_id}`)"
                 for f in failures
             ]
             lines.append("")
     return "\n".join(lines)
+
+
+def _reason(failure: BillFailure) -> str:
+    """The reason a bill's line gives: an interruption's, which every bill of the run shares,
+    is said once at the top of the report."""
+    if failure.outcome == Outcome.INTERRUPTED.value:
+        return "not sent: the run was interrupted (why: at the top)"
+    return failure.reason
