@@ -25,7 +25,6 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-from prefect.settings import get_current_settings
 from prefect.states import Completed
 
 from config.errors import Interrupted, NotFound, RunFailed
@@ -33,9 +32,7 @@ from config.integration import IntegrationStatus
 from config.settings import Settings, get_settings
 from store.factory import database, integration_store
 from store.integrations import IntegrationView
-from store.ledger import FAILED, RETRYABLE, Ledger, Outcome
-from store.watermarks import Watermarks
-from tasks.m3ter.client import M3terClient
+from store.ledger import RETRYABLE, Ledger
 from tasks.m3ter.models import Bill
 from tasks.prefect_api import wait_until_reachable
 from tasks.prefect_engine import (
@@ -50,16 +47,14 @@ from tasks.sync.engine import count_run, organisation_of, sync_integration_body
 from tasks.sync.failures import report_markdown
 from tasks.sync.feed import (
     BillFeed,
-    ReadPlan,
     ReadTracker,
     joined,
     read_bills,
 )
 from tasks.sync.lease import IntegrationBusy, IntegrationLease
-from tasks.sync.plan import ACCOUNT_EXCLUDED
-from tasks.sync.reading import fingerprint
 from tasks.sync.report import LISTED, IntegrationReport, message_of
 from tasks.sync.runtime import tune_process
+from tasks.sync.scope import can_share, nothing_new, shared_plan
 
 prompt_flow_exit()  # a flow run returns when it is over (tasks.prefect_engine)
 quiet_expected_failures()  # an expected Failed end logs no traceback
@@ -324,12 +319,12 @@ def _unless_interrupted(run: Callable[[], Any]) -> Any:
 def _sync_all(integrations: tuple[str, ...], since: dt.date | None, dry_run: bool) -> Any:
     settings = get_settings()
     targets = _targets(list(integrations) or None)
-    idle = _nothing_new(settings, targets)
+    idle = nothing_new(settings, targets)
     if idle is not None:
         return _summarise(idle, dry_run)
-    if not _can_share(targets):
+    if not can_share(targets):
         return _summarise(_concurrently(targets, since=since, dry_run=dry_run), dry_run)
-    plan = _shared_plan(settings, targets, since)
+    plan = shared_plan(settings, targets, since)
 
     def read(tracker: ReadTracker) -> Iterator[list[Bill]]:
         return read_bills(settings, plan, tracker)
@@ -337,64 +332,6 @@ def _sync_all(integrations: tuple[str, ...], since: dt.date | None, dry_run: boo
     with BillFeed(plan, read, [v.id for v in targets]) as feed:
         results = _concurrently(targets, since=since, dry_run=dry_run, feed=feed.id)
     return _summarise(results, dry_run)
-
-
-def _nothing_new(
-    settings: Settings, targets: list[IntegrationView]
-) -> list[IntegrationReport] | None:
-    """The summary rows of a run with nothing to do, or ``None`` when there may be work.
-
-    Nothing to do: every integration has a watermark under its current rules, no failed or
-    account-excluded bill in its ledger, and m3ter's newest-first search shows no bill modified
-    since the oldest watermark (one request for one bill). Then no subflow starts: a quiet
-    scheduled sync costs a few queries, not a flow run per integration.
-    """
-    if not targets:
-        return None
-    marks, ledger = Watermarks(database(settings)), Ledger(database(settings))
-    cuts = []
-    for view in targets:
-        mark = marks.get(view.id)
-        if mark is None or mark.fingerprint != fingerprint(view):
-            return None
-        if ledger.bill_ids(view.id, FAILED) or ledger.bill_ids(
-            view.id, [Outcome.SKIPPED], reason=ACCOUNT_EXCLUDED
-        ):
-            return None
-        cuts.append(mark.read_from(settings.sync_modified_overlap_seconds))
-    cut = dt.datetime.fromtimestamp(min(cuts), dt.UTC)
-    with M3terClient.from_settings(settings) as m3ter:
-        if next(m3ter.iter_bill_pages_modified_since(cut, page_size=1), None):
-            return None
-    read = f"nothing modified since {cut.isoformat(timespec='seconds')}, no failed bills"
-    get_run_logger().info("%s: no integration has work", read)
-    return [
-        IntegrationReport(v.name, v.id, organisation=organisation_of(settings, v), read=read)
-        for v in targets
-    ]
-
-
-def _can_share(targets: list[IntegrationView]) -> bool:
-    """One shared reading needs every integration consuming at once: more than one, and a
-    thread pool that runs them all together (Prefect's default pool is unbounded)."""
-    limit = get_current_settings().tasks.runner.thread_pool_max_workers
-    return len(targets) > 1 and (limit is None or limit >= len(targets))
-
-
-def _shared_plan(
-    settings: Settings, targets: list[IntegrationView], since: dt.date | None
-) -> ReadPlan:
-    """The reading that serves every target: from the oldest watermark, or everything if one
-    has none. (An integration whose accounts or configuration changed since its watermark
-    finds out in its subflow and reads everything on its own.)"""
-    marks = Watermarks(database(settings))
-    cuts = []
-    for view in targets:
-        mark = marks.get(view.id)
-        if mark is None:
-            return ReadPlan(bill_date_start=since)
-        cuts.append(mark.read_from(settings.sync_modified_overlap_seconds))
-    return ReadPlan(bill_date_start=since, modified_since=min(cuts))
 
 
 @flow(name="rerun_failed_syncs")
