@@ -37,7 +37,7 @@ class Interrupted(TransientError):
 
 
 class WaitExpired(Interrupted):
-    """A wait (a call slot, a rate token, a posting task, the Prefect API) passed its deadline;
+    """A wait (a call slot, a rate grant, a posting task, the Prefect API) passed its deadline;
     the message says what was waited for, how long, and who held it."""
 
 

@@ -11,7 +11,7 @@ why there and not in Prefect is said there). Per tenant:
   at least a minute / (60 - 1) apart, since a sliding window allows at most one more call than
   the intervals that fit in it. Retry-After covers whatever slips through (another app).
 
-Every wait ends: a slot or a rate token not had within ``xero_limit_wait_seconds`` raises
+Every wait ends: a slot or a rate grant not had within ``xero_limit_wait_seconds`` raises
 ``WaitExpired`` (what was waited for, how long, who held the slots); a stopping process ends
 every wait at once (``tasks.sync.stopping``). With shared limits off (one process, or a Xero
 without limits) a semaphore per tenant still keeps this process within the concurrency.

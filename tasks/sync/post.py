@@ -1,7 +1,7 @@
 """Post planned documents to one Xero tenant: exactly once, in batches, with observable retries.
 
 For each batch the ledger first says STARTED (with the Idempotency-Key), then the call goes out
-inside the tenant's Prefect limits, retried on transient errors (Retry-After honoured, each
+inside the tenant's shared limits, retried on transient errors (Retry-After honoured, each
 attempt logged). A retry of the same batch carries the same key, so Xero replays its first
 answer. A bill whose earlier attempt ended unknown is looked up by number before it is posted
 again; a create that Xero refuses because the number exists is looked up and updated instead.
