@@ -23,12 +23,15 @@ _PUNCT = "()=!<>,'\""
 
 @dataclass(frozen=True, slots=True)
 class Token:
+    """One token of a filter expression: its kind, its text and where it starts."""
+
     kind: str  # "(", ")", ",", "op", "word", "string", "eof"
     text: str
     pos: int
 
 
 def describe(tok: Token) -> str:
+    """A token as an error message names it."""
     if tok.kind == "eof":
         return "end of filter"
     if tok.kind == "string":
@@ -37,6 +40,7 @@ def describe(tok: Token) -> str:
 
 
 def tokenize(text: str) -> list[Token]:
+    """The tokens of a filter expression; ``FilterSyntaxError`` names the first bad character."""
     tokens: list[Token] = []
     i, n = 0, len(text)
     while i < n:

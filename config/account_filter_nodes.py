@@ -21,6 +21,7 @@ class Compare:
     value: Any
 
     def evaluate(self, account: Mapping[str, Any]) -> bool:
+        """Whether the account's field compares true."""
         return _compare(_resolve(account, self.path), self.op, self.value)
 
 
@@ -33,6 +34,7 @@ class In:
     negated: bool
 
     def evaluate(self, account: Mapping[str, Any]) -> bool:
+        """Whether the account's field is one of the values."""
         actual = _resolve(account, self.path)
         hit = any(_compare(actual, "==", v) for v in self.values)
         if self.negated:
@@ -47,6 +49,7 @@ class Not:
     operand: Node
 
     def evaluate(self, account: Mapping[str, Any]) -> bool:
+        """The opposite of the inner expression."""
         return not self.operand.evaluate(account)
 
 
@@ -57,6 +60,7 @@ class And:
     operands: tuple[Node, ...]
 
     def evaluate(self, account: Mapping[str, Any]) -> bool:
+        """Whether both sides hold."""
         return all(o.evaluate(account) for o in self.operands)
 
 
@@ -67,6 +71,7 @@ class Or:
     operands: tuple[Node, ...]
 
     def evaluate(self, account: Mapping[str, Any]) -> bool:
+        """Whether either side holds."""
         return any(o.evaluate(account) for o in self.operands)
 
 
@@ -132,6 +137,7 @@ def _compare(actual: Any, op: str, literal: Any) -> bool:
 
 
 def as_mapping(account: Any) -> Mapping[str, Any]:
+    """An account (a model or a dict) as the fields a filter reads."""
     if isinstance(account, Mapping):
         return account
     dump = getattr(account, "model_dump", None)

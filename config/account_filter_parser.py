@@ -55,6 +55,10 @@ _KEYWORDS = frozenset({"AND", "OR", "NOT", "IN"})
 
 
 class Parser:
+    """A recursive-descent parser of the filter language into nodes
+    (``config.account_filter_nodes``).
+    """
+
     def __init__(self, text: str) -> None:
         self.tokens = tokenize(text)
         self.i = 0
@@ -62,6 +66,7 @@ class Parser:
 
     @property
     def tok(self) -> Token:
+        """The token under the cursor."""
         return self.tokens[self.i]
 
     def _advance(self) -> Token:
@@ -80,6 +85,7 @@ class Parser:
         return FilterSyntaxError(msg, position=tok.pos, expected=expected)
 
     def parse(self) -> Node:
+        """The whole expression as one node; anything left over is a syntax error."""
         if self.tok.kind == "eof":
             raise self._fail("a condition")
         node = self._or()

@@ -87,24 +87,29 @@ class Settings(BaseSettings):
 
     @property
     def sqlalchemy_url(self) -> str:
+        """The project database: ``database_url``, else a SQLite file in the data folder."""
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'billsync.db').resolve()}"
 
     @property
     def xero_authorize_endpoint(self) -> str:
+        """Where the Go to Xero link points."""
         return f"{self.xero_login_url.rstrip('/')}/identity/connect/authorize"
 
     @property
     def xero_token_endpoint(self) -> str:
+        """Xero's token endpoint (code exchange, refresh)."""
         return f"{self.xero_identity_url.rstrip('/')}/connect/token"
 
     @property
     def xero_revocation_endpoint(self) -> str:
+        """Xero's endpoint to revoke a refresh token."""
         return f"{self.xero_identity_url.rstrip('/')}/connect/revocation"
 
     @property
     def xero_connections_endpoint(self) -> str:
+        """Xero's list of the organisations a token may reach."""
         return f"{self.xero_api_url.rstrip('/')}/connections"
 
 

@@ -24,6 +24,8 @@ _LINK = re.compile(r"\[Go to Xero\]\((\S+)\)")
 
 @dataclass(frozen=True)
 class ConsentLink:
+    """The Go to Xero link of a pending credential and when it expires."""
+
     flow_run_id: str
     credential_id: str
     url: str

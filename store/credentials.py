@@ -31,6 +31,8 @@ DESTINATIONS = ("Xero",)
 
 
 class CredentialStatus(StrEnum):
+    """PENDING (waiting for consent), ACTIVE, or NEEDS_REAUTH (a person reconnects)."""
+
     PENDING = "PENDING"
     ACTIVE = "ACTIVE"
     NEEDS_REAUTH = "NEEDS_REAUTH"
@@ -58,6 +60,7 @@ class TokenSet(BaseModel):
         )
 
     def to_plain(self) -> dict[str, Any]:
+        """The token set with its secrets in clear, to be encrypted (never logged)."""
         return {
             "access_token": self.access_token.get_secret_value(),
             "refresh_token": self.refresh_token.get_secret_value(),
@@ -82,6 +85,7 @@ class CredentialView(BaseModel):
 
     @property
     def display_name(self) -> str:
+        """The name as listings show it: ``NAME (Incomplete)`` while pending."""
         return f"{self.name} (Incomplete)" if self.status is CredentialStatus.PENDING else self.name
 
 
@@ -307,6 +311,7 @@ class CredentialStore:
         return self._view(by_id[0] if by_id else rows[0])
 
     def list(self) -> list[CredentialView]:
+        """Every credential (pending ones past their TTL are swept first)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(t).where(*self._visible(self.clock())).order_by(t.c.created_at)
@@ -315,6 +320,7 @@ class CredentialStore:
 
     # -- removal ---------------------------------------------------------------------------
     def delete(self, credential_id: str) -> bool:
+        """Delete the credential (by id or name)."""
         with self.engine.begin() as conn:
             return conn.execute(delete(t).where(t.c.id == credential_id)).rowcount == 1
 
@@ -332,6 +338,7 @@ class CredentialStore:
 
     # -- tokens (compare-and-swap on token_version) ------------------------------------------
     def read_tokens(self, credential_id: str) -> TokenRecord:
+        """The credential's tokens, decrypted, with the version a refresh must compare against."""
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(
@@ -399,6 +406,7 @@ class CredentialStore:
             )
 
     def mark_needs_reauth(self, credential_id: str) -> None:
+        """Xero refused the refresh: a person must reconnect the credential."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(t)

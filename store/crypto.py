@@ -29,9 +29,11 @@ class Cipher:
         return "Cipher(<key hidden>)"
 
     def encrypt_json(self, value: Any) -> str:
+        """``value`` as JSON, encrypted."""
         return self._fernet.encrypt(json.dumps(value).encode()).decode()
 
     def decrypt_json(self, token: str) -> Any:
+        """The JSON value ``encrypt_json`` made."""
         try:
             return json.loads(self._fernet.decrypt(token.encode()))
         except InvalidToken as exc:
@@ -41,9 +43,11 @@ class Cipher:
             ) from exc
 
     def encrypt_text(self, value: str) -> str:
+        """``text``, encrypted."""
         return self.encrypt_json(value)
 
     def decrypt_text(self, token: str) -> str:
+        """The text ``encrypt_text`` made."""
         return str(self.decrypt_json(token))
 
 

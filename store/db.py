@@ -59,6 +59,7 @@ def _unanswered(error: BaseException) -> StoreUnavailable:
 
 
 def alembic_config(url: str) -> Config:
+    """Alembic's configuration for the database at ``url``."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

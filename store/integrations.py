@@ -140,6 +140,7 @@ class IntegrationStore:
         return self.get(current.id)
 
     def delete(self, id_or_name: str) -> IntegrationView:
+        """Delete the integration (its ledger rows go with it)."""
         view = self.get(id_or_name)
         with self.engine.begin() as conn:
             conn.execute(delete(t).where(t.c.id == view.id))
@@ -230,11 +231,13 @@ class IntegrationStore:
                 )
 
     def disconnect(self, id_or_name: str) -> IntegrationView:
+        """Take the integration's credential away: syncs skip it until one is connected."""
         view = self.get(id_or_name)
         self._set(view.id, credential_id=None)
         return self.get(view.id)
 
     def disable(self, id_or_name: str, reason: str) -> IntegrationView:
+        """Disable the integration, with the reason and the time."""
         view = self.get(id_or_name)
         self._set(view.id, disabled_at=self.clock(), disabled_reason=reason.strip() or "disabled")
         return self.get(view.id)
@@ -293,6 +296,7 @@ class IntegrationStore:
         )
 
     def get(self, id_or_name: str) -> IntegrationView:
+        """The integration by id or name (``NotFound`` otherwise)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 self._query().where(or_(t.c.id == id_or_name, t.c.name == id_or_name))
@@ -303,6 +307,7 @@ class IntegrationStore:
         return self._view(by_id[0] if by_id else rows[0])
 
     def list(self) -> list[IntegrationView]:
+        """Every integration, whatever its status."""
         with self.engine.connect() as conn:
             rows = conn.execute(self._query().order_by(t.c.created_at)).all()
         return [self._view(r) for r in rows]

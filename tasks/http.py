@@ -189,6 +189,7 @@ class BearerAuth(httpx.Auth):
         self._replace = replace
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Send with the token; on a 401, once, with a fresh one."""
         token = self._token()
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request

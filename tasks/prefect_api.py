@@ -99,6 +99,7 @@ class BestEffort:
         self._failing = False
 
     def call(self, fn: Callable[[], T], what: str) -> T | None:
+        """``fn()``, or ``None`` when it failed or failed lately (``what`` names it in the log)."""
         if self._clock() < self._skip_until:
             return None
         try:

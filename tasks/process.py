@@ -38,6 +38,7 @@ class ProcessState:
             return value
 
     def put(self, table: dict[Any, V], key: Any, value: V) -> None:
+        """Set ``table[key]``."""
         with self._lock:
             table[key] = value
 
@@ -47,6 +48,7 @@ class ProcessState:
             return table.pop(key, None)
 
     def peek(self, table: dict[Any, V], key: Any) -> V | None:
+        """``table[key]``, left in place (``None`` if absent)."""
         with self._lock:
             return table.get(key)
 

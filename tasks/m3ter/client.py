@@ -111,6 +111,7 @@ class M3terClient:
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
+        """Close the client's connections."""
         self._http.close()
 
     def __enter__(self) -> Self:

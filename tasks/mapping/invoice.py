@@ -58,6 +58,7 @@ class MappingResult(BaseModel):
 
     @property
     def mapped(self) -> bool:
+        """Whether the bill became a document."""
         return self.outcome is Outcome.MAPPED
 
 

@@ -28,6 +28,7 @@ class PostReport:
     stop: tuple[Outcome, str] | None = None
 
     def add(self, fate: Fate, *, update: bool, send: Send | None = None) -> None:
+        """Count one bill's fate (a failure keeps what the report names of it)."""
         self.outcomes[fate.outcome.value] += 1
         if fate.outcome is Outcome.COMPLETE:
             if update:
@@ -44,6 +45,7 @@ class PostReport:
             )
 
     def merge(self, other: PostReport) -> None:
+        """Add another poster's report to this one."""
         self.created += other.created
         self.updated += other.updated
         self.outcomes.update(other.outcomes)

@@ -33,9 +33,11 @@ class DocumentKind:
 
     @property
     def other(self) -> DocumentKind:
+        """The other kind (a sign change withdraws it)."""
         return KINDS[self.other_name]
 
     def calls(self, client: XeroAccountingClient) -> KindCalls:
+        """The client's calls for this kind."""
         return self._calls(client)
 
     def doc_id(self, doc: dict[str, Any]) -> str | None:

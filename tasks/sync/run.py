@@ -50,6 +50,7 @@ class PostRun:
             yield list(sends[start : start + size])
 
     def fate(self, send: Send, outcome: Outcome, **extra: Any) -> Fate:
+        """The ledger's record of ``send`` ending in ``outcome``."""
         return fate_for(send, self.tenant_id, outcome, **extra)
 
     def count(self, fate: Fate, *, update: bool) -> None:

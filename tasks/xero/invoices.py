@@ -56,6 +56,7 @@ class InvoiceResult:
 
     @property
     def ok(self) -> bool:
+        """Whether Xero took the document."""
         return not self.errors
 
     @property
@@ -129,6 +130,7 @@ class XeroAccountingClient:
         self._timeout = timeout
 
     def close(self) -> None:
+        """Close the client's connections."""
         if self._own_http:
             self._http.close()
 
@@ -169,12 +171,15 @@ class XeroAccountingClient:
     def update_credit_note(
         self, credit_note_id: str, credit_note: dict[str, Any], *, idempotency_key: str
     ) -> InvoiceResult:
+        """Update one credit note in place."""
         return self._update(CREDIT_NOTES, credit_note_id, credit_note, idempotency_key)
 
     def find_credit_notes_by_number(self, numbers: list[str]) -> dict[str, dict[str, Any]]:
+        """The credit notes with these numbers, by number."""
         return self._find_by_number(CREDIT_NOTES, numbers)
 
     def get_credit_note(self, credit_note_id: str) -> dict[str, Any]:
+        """One credit note by id."""
         return self._get(CREDIT_NOTES, credit_note_id)
 
     # ----- shared ----------------------------------------------------------------------------
