@@ -122,21 +122,14 @@ def sync_integration(
                 report = sync_integration_body(
                     closing, settings, integration_id, since, dry_run, bill_ids, shared
                 )
-        except IntegrationBusy as exc:
+        except (IntegrationBusy, Interrupted) as exc:  # Interrupted: the database went away
             logger.error("%s", exc)
+            busy = isinstance(exc, IntegrationBusy)
             report = IntegrationReport(
                 integration_name,
                 integration_id,
                 organisation=organisation_of(settings, integration_id),
-                problem=f"not synced (busy): {exc}",
-            )
-        except Interrupted as exc:  # before or after the sync proper: the database went away
-            logger.error("%s", exc)
-            report = IntegrationReport(
-                integration_name,
-                integration_id,
-                organisation=organisation_of(settings, integration_id),
-                problem=f"interrupted ({exc})",
+                problem=f"not synced (busy): {exc}" if busy else f"interrupted ({exc})",
             )
         return _ended(report)
 
