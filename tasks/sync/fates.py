@@ -89,12 +89,17 @@ def kept_fate(fate: Fate, send: Send) -> Fate:
     return replace(fate, document_type=old_kind, xero_id=send.withdraw_id)
 
 
+def interrupted_reason(why: str) -> str:
+    """The ledger's reason for a bill an interrupted run did not send."""
+    return f"not sent, the run was interrupted: {why}"
+
+
 def stopped(exc: Exception) -> tuple[Outcome, str]:
     """The outcome and ledger reason of bills a poster did not send because of ``exc``."""
     if isinstance(exc, AuthError):
         return Outcome.AUTH_FAILED, f"not sent: {exc}"
     if isinstance(exc, Interrupted):
-        return Outcome.INTERRUPTED, f"not sent, the run was interrupted: {exc}"
+        return Outcome.INTERRUPTED, interrupted_reason(str(exc))
     return Outcome.RATE_LIMIT_RETRY, f"deferred to the next run: {exc}"
 
 

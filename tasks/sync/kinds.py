@@ -30,6 +30,8 @@ class DocumentKind:
     id_field: str
     number_field: str
     _calls: Callable[[XeroAccountingClient], KindCalls]
+    noun: str  # as a person reads it: "invoice", "credit note"
+    nouns: str
 
     @property
     def other(self) -> DocumentKind:
@@ -53,6 +55,8 @@ INVOICE = DocumentKind(
     lambda client: KindCalls(
         client.post_invoices, client.find_invoices_by_number, client.get_invoice
     ),
+    "invoice",
+    "invoices",
 )
 CREDIT_NOTE = DocumentKind(
     "credit_note",
@@ -62,6 +66,8 @@ CREDIT_NOTE = DocumentKind(
     lambda client: KindCalls(
         client.post_credit_notes, client.find_credit_notes_by_number, client.get_credit_note
     ),
+    "credit note",
+    "credit notes",
 )
 #: Both kinds, invoices first: the order in which the poster sends them.
 KINDS: dict[str, DocumentKind] = {kind.name: kind for kind in (INVOICE, CREDIT_NOTE)}

@@ -25,6 +25,8 @@ from tasks.m3ter.models import Bill
 from tasks.prefect_engine import expected_failure, flow_run_id, reported
 from tasks.sync import handoff
 from tasks.sync.failures import count_causes, not_sent
+from tasks.sync.fates import interrupted_reason
+from tasks.sync.kinds import KINDS
 from tasks.sync.limits import TenantSlots, ensure_tenant_limits
 from tasks.sync.plan import Send, bill_version
 from tasks.sync.post import PostReport, TenantPoster, unsent_fate
@@ -100,7 +102,7 @@ def defer_bills(
 ) -> PostReport:
     """Record bills read but not planned when the run was interrupted (INTERRUPTED: the next
     run, or ``rerun_failed_syncs``, plans and sends them)."""
-    reason = f"not sent, the run was interrupted: {why}"
+    reason = interrupted_reason(why)
     fates = [
         Fate(b.id, bill_version(b), Outcome.INTERRUPTED, account_id=b.account_id, reason=reason)
         for b in bills
@@ -196,13 +198,16 @@ class Posting:
         """Post nothing more: what was not handed to a task is deferred INTERRUPTED; the tasks in
         flight end (at once when the process is stopping) and report their bills."""
         if self.stop is None:
-            self.why = why
-            self.stop = (Outcome.INTERRUPTED, f"not sent, the run was interrupted: {why}")
+            self._stop_interrupted(why)
         groups, self.pending = list(self.pending.values()), {}
         for group in groups:
             self.report.add_post(self._defer(group))
         while self.in_flight:
             self._settle(*self.in_flight.popleft())
+
+    def _stop_interrupted(self, why: str) -> None:
+        self.why = why
+        self.stop = (Outcome.INTERRUPTED, interrupted_reason(why))
 
     def _defer(self, sends: list[Send]) -> PostReport:
         assert self.stop is not None
@@ -219,8 +224,7 @@ class Posting:
                 ensure_tenant_limits(self.settings, self.tenant_id)
         except Interrupted as exc:
             if self.stop is None:
-                self.why = str(exc)
-                self.stop = (Outcome.INTERRUPTED, f"not sent, the run was interrupted: {exc}")
+                self._stop_interrupted(str(exc))
         if self.stop is not None:
             self.report.add_post(self._defer(sends))
             return
@@ -252,8 +256,7 @@ class Posting:
             self.report.auth_failed = why
             self.stop = (Outcome.AUTH_FAILED, f"not sent: {why}")
         elif outcome is Outcome.INTERRUPTED and (self.stop is None or self.stop[0] is not outcome):
-            self.why = why
-            self.stop = (Outcome.INTERRUPTED, f"not sent, the run was interrupted: {why}")
+            self._stop_interrupted(why)
             self.logger.error("posting stopped: %s", why)
         elif self.stop is None:
             self.stop = (Outcome.RATE_LIMIT_RETRY, f"deferred to the next run: {why}")
@@ -266,12 +269,9 @@ def _unreported(sends: list[Send], why: str) -> PostReport:
     return report
 
 
-KINDS = {"invoice": ("invoice", "invoices"), "credit_note": ("credit note", "credit notes")}
-
-
 def documents_label(count: int, kind: str, *, update: bool) -> str:
     """``"23 invoices"``, ``"1 credit note update"``: what a posting task sends."""
-    one, many = KINDS.get(kind, (kind, f"{kind}s"))
+    one, many = KINDS[kind].noun, KINDS[kind].nouns
     noun = one if count == 1 else many
     if update:
         noun = f"{one} update" if count == 1 else f"{one} updates"
