@@ -407,6 +407,10 @@ async def ctl_bills_bulk(request: Request) -> Response:
 
 @control
 async def ctl_mappings(request: Request) -> Response:
+    """One external mapping: ``{"m3terId", "externalId"}`` is an Account -> Xero Contact one;
+    ``{"m3terEntity": "Product", "productCode": "compute", "externalTable": "TaxRate",
+    "externalId": "OUTPUT2"}`` a Product one (``m3terId`` instead of ``productCode`` works too);
+    ``externalSystem``, ``integrationConfigId`` and ``id`` are optional."""
     return _json(_sandbox(request).add_mapping(await _body(request)), 201)
 
 

@@ -1,4 +1,5 @@
-"""Deterministic m3ter data: accounts, Xero contact mappings and bills, as wire dicts.
+"""Deterministic m3ter data: accounts and bills, as wire dicts (the product catalogue is
+``catalogue``, the external mappings ``mappings``; their names are re-exported here).
 
 Everything is a pure function of ``(seed, index[, version])`` so the sandbox keeps only compact
 records and renders a bill when it is asked for: 50,000 bills cost a list of small records, not
@@ -8,14 +9,22 @@ to the line subtotal exactly; credit-type lines are negative, so some bill total
 
 from __future__ import annotations
 
-import hashlib
 import random
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any
+
+from sandbox.m3ter.catalogue import accounting_product
+from sandbox.m3ter.catalogue import products as products
+from sandbox.m3ter.ids import account_id as account_id
+from sandbox.m3ter.ids import integration_config_id as integration_config_id
+from sandbox.m3ter.ids import stable_id as stable_id
+from sandbox.m3ter.mappings import XERO_CONTACT_TABLE as XERO_CONTACT_TABLE
+from sandbox.m3ter.mappings import XERO_SYSTEM as XERO_SYSTEM
+from sandbox.m3ter.mappings import make_mapping as make_mapping
+from sandbox.m3ter.mappings import make_mappings as make_mappings
 
 LINE_ITEM_TYPES: tuple[str, ...] = (
     "STANDING_CHARGE",
@@ -45,7 +54,6 @@ for the code it checks, so a type the client forgot still turns up in its bills.
 ``tests/m3ter/test_generator.py`` holds both lists to the SDK's. The order sets which bills carry
 which types: change it and the generated data changes."""
 
-NAMESPACE = uuid.UUID("6f1b6a52-3c1e-4c55-9a55-0d4f1e0c2b7a")
 CENT = Decimal("0.01")
 PRICE_DP = Decimal("0.0001")
 AVG_DP = Decimal("0.00000001")
@@ -66,27 +74,6 @@ CREDIT_TYPES = frozenset(
 """Line types whose subtotal is negative (MANUAL_ADJUSTMENT may go either way)."""
 BANDED_TYPES = frozenset({"USAGE", "OVERAGE_USAGE", "COUNTER_RUNNING_TOTAL_CHARGE", "USAGE_CREDIT"})
 """Line types that carry ``usagePerPricingBand`` entries."""
-
-_NAMESPACE_BYTES = NAMESPACE.bytes
-
-XERO_SYSTEM = "Xero"
-XERO_CONTACT_TABLE = "Contact"
-
-
-def stable_id(seed: int, *parts: object) -> str:
-    """A UUID that depends only on the seed and the parts: ``uuid5(NAMESPACE, "seed:parts")``,
-    written out directly (building ``UUID`` objects was a fifth of the cost of serving bills)."""
-    name = ":".join(str(p) for p in (seed, *parts))
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])  # noqa: S324
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def integration_config_id(seed: int) -> str:
-    """The integration config id that generated mappings are linked to."""
-    return stable_id(seed, "integration-config", "xero")
 
 
 @dataclass(frozen=True)
@@ -150,42 +137,6 @@ _FIRST = (
 _LAST = ("Ltd", "Inc", "GmbH", "Limited", "Holdings", "Labs", "Cloud", "Systems")
 
 
-@dataclass(frozen=True)
-class Product:
-    id: str
-    name: str
-    code: str
-    accounting_product_id: str | None
-    meter_id: str
-    aggregation_id: str
-    unit: str
-
-
-@lru_cache(maxsize=64)
-def products(seed: int) -> tuple[Product, ...]:
-    """A small product catalogue, the same for every account of a seed."""
-    specs = (
-        ("Compute", "compute", "vCPU-hour", True),
-        ("Storage", "storage", "GB", True),
-        ("API Calls", "api_calls", "call", False),
-        ("Data Transfer", "egress", "GB", True),
-        ("Support", "support", "seat", False),
-        ("Analytics", "analytics", "query", True),
-    )
-    return tuple(
-        Product(
-            id=stable_id(seed, "product", code),
-            name=name,
-            code=code,
-            accounting_product_id=stable_id(seed, "accounting-product", code) if acc else None,
-            meter_id=stable_id(seed, "meter", code),
-            aggregation_id=stable_id(seed, "aggregation", code),
-            unit=unit,
-        )
-        for name, code, unit, acc in specs
-    )
-
-
 def _money(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
@@ -207,10 +158,6 @@ def parse_instant(raw: str) -> datetime:
     """An ISO 8601 date-time (``Z`` allowed), UTC when it names no zone."""
     stamp = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
-
-
-def account_id(seed: int, index: int) -> str:
-    return stable_id(seed, "account", index)
 
 
 def make_account(seed: int, index: int) -> dict[str, Any]:
@@ -259,70 +206,6 @@ def make_account(seed: int, index: int) -> dict[str, Any]:
         "lastModifiedBy": "sandbox",
         "version": 1,
     }
-
-
-def make_mappings(seed: int, index: int) -> list[dict[str, Any]]:
-    """External mappings for account ``index``.
-
-    Xero Contact mapping: indexes 0,1,2 mod 5 are linked to ``integration_config_id(seed)``,
-    3 mod 5 has a mapping with no integration config, 4 mod 5 has none. Every third account
-    also has a Salesforce mapping, so filters have something to filter out.
-    """
-    acc = account_id(seed, index)
-    out: list[dict[str, Any]] = []
-    kind = index % 5
-    if kind != 4:
-        out.append(
-            make_mapping(
-                seed,
-                mapping_id=stable_id(seed, "mapping", "xero", index),
-                m3ter_id=acc,
-                external_id=stable_id(seed, "xero-contact", index),
-                integration_config=integration_config_id(seed) if kind < 3 else None,
-            )
-        )
-    if index % 3 == 0:
-        out.append(
-            make_mapping(
-                seed,
-                mapping_id=stable_id(seed, "mapping", "salesforce", index),
-                m3ter_id=acc,
-                external_id=f"001{index:012d}",
-                system="Salesforce",
-                table="Account",
-            )
-        )
-    return out
-
-
-def make_mapping(
-    seed: int,
-    *,
-    mapping_id: str,
-    m3ter_id: str,
-    external_id: str,
-    integration_config: str | None = None,
-    system: str = XERO_SYSTEM,
-    table: str = XERO_CONTACT_TABLE,
-    entity: str = "Account",
-) -> dict[str, Any]:
-    """One ``ExternalMappingResponse`` dict."""
-    mapping: dict[str, Any] = {
-        "id": mapping_id,
-        "externalSystem": system,
-        "externalTable": table,
-        "externalId": external_id,
-        "m3terEntity": entity,
-        "m3terId": m3ter_id,
-        "dtCreated": "2024-06-02T10:00:00Z",
-        "dtLastModified": "2024-06-02T10:00:00Z",
-        "createdBy": "sandbox",
-        "lastModifiedBy": "sandbox",
-        "version": 1,
-    }
-    if integration_config:
-        mapping["integrationConfigId"] = integration_config
-    return mapping
 
 
 def add_months(d: date, months: int) -> date:
@@ -409,10 +292,11 @@ def make_line_item(
         "servicePeriodStartDate": f"{start.isoformat()}T00:00:00Z",
         "servicePeriodEndDate": f"{end.isoformat()}T00:00:00Z",
     }
-    if product.accounting_product_id:
-        item["accountingProductId"] = product.accounting_product_id
-        item["accountingProductCode"] = f"AP-{product.code}"
-        item["accountingProductName"] = f"{product.name} (accounting)"
+    accounting = accounting_product(product, line_type)  # m3ter's precedence: see catalogue
+    if accounting is not None:
+        item["accountingProductId"] = accounting.id
+        item["accountingProductCode"] = accounting.code
+        item["accountingProductName"] = accounting.name
     if line_type in ("USAGE", "OVERAGE_USAGE", "USAGE_CREDIT"):
         item["meterId"] = product.meter_id
         item["aggregationId"] = product.aggregation_id
@@ -426,7 +310,7 @@ def make_line_item(
         item["reasonId"] = stable_id(seed, "reason", line_type)
     if bands is not None:
         item["usagePerPricingBand"] = bands
-        item["pricingId"] = stable_id(seed, "pricing", product.code)
+        item["pricingId"] = product.pricing_id
     return item
 
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sandbox.m3ter import catalogue, search
 from sandbox.m3ter import generator as gen
-from sandbox.m3ter import search
+from sandbox.m3ter import mappings as maps
 
 DEFAULT_ORG_ID = "5a6d0b1e-0000-4000-8000-000000000001"
 DEFAULT_CLIENT_ID = "sandbox-m3ter-client"
@@ -101,6 +102,8 @@ class M3terSandbox:
             self._next_bill_number = 0
             self.started_at = _now()
             self._seeding = True  # the seed's own bills keep their calculation time
+            # The catalogue's mappings first: the organisation's products exist before accounts.
+            self.mappings.extend(maps.product_mappings(self.seed))
             self.add_generated_accounts(self.initial_accounts, self.initial_bills_per_account)
             self._seeding = False
 
@@ -118,7 +121,7 @@ class M3terSandbox:
                 index = len(self.accounts)
                 account = gen.make_account(self.seed, index)
                 self._add_account(account)
-                self.mappings.extend(gen.make_mappings(self.seed, index))
+                self.mappings.extend(maps.make_mappings(self.seed, index))
                 for period in range(bills_per_account):
                     self._add_record(
                         gen.new_bill_record(self.seed, self._next_bill_number, index, period),
@@ -213,18 +216,36 @@ class M3terSandbox:
         self._next_bill_number += 1
 
     def add_mapping(self, mapping: dict[str, Any]) -> dict[str, Any]:
-        """Add one external mapping; the usual Xero Contact defaults fill what is missing."""
+        """Add one external mapping (``ExternalMappingResponse`` fields). An Account mapping
+        defaults to Xero ``Contact``; a ``Product`` one needs ``externalTable`` (``Account``,
+        ``Item``, ``TaxRate`` or ``TrackingOption``) and names its product by ``m3terId`` or by
+        ``productCode`` (a catalogue code: ``KeyError`` if unknown). ``ValueError`` when a
+        required field is missing."""
+        entity = mapping.get("m3terEntity", "Account")
+        system = mapping.get("externalSystem", maps.XERO_SYSTEM)
+        table = mapping.get("externalTable")
+        m3ter_id = mapping.get("m3terId")
+        if entity == "Product":
+            if not table:
+                tables = ", ".join(sorted(maps.PRODUCT_TABLES))
+                raise ValueError(f"a Product mapping needs externalTable (Xero: {tables})")
+            if not m3ter_id and mapping.get("productCode"):
+                m3ter_id = catalogue.product_by_code(self.seed, str(mapping["productCode"])).id
+        if not m3ter_id:
+            raise ValueError("m3terId is required")
+        if not mapping.get("externalId"):
+            raise ValueError("externalId is required")
         with self.lock:
-            full = gen.make_mapping(
+            full = maps.make_mapping(
                 self.seed,
                 mapping_id=mapping.get("id")
                 or gen.stable_id(self.seed, "given-mapping", len(self.mappings)),
-                m3ter_id=mapping["m3terId"],
-                external_id=mapping["externalId"],
+                m3ter_id=str(m3ter_id),
+                external_id=str(mapping["externalId"]),
                 integration_config=mapping.get("integrationConfigId"),
-                system=mapping.get("externalSystem", gen.XERO_SYSTEM),
-                table=mapping.get("externalTable", gen.XERO_CONTACT_TABLE),
-                entity=mapping.get("m3terEntity", "Account"),
+                system=system,
+                table=table or maps.XERO_CONTACT_TABLE,
+                entity=entity,
             )
             self.mappings.append(full)
             return full
