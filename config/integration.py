@@ -23,11 +23,22 @@ from pydantic import (
     field_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
-from pydantic_core import PydanticCustomError
 
 from config.account_filter import AccountFilter, FilterSyntaxError, parse_filter
 from config.errors import InvalidInput
 from config.line_items import LINE_ITEM_TYPES
+from config.xero_coding import (
+    ACCOUNT_CODE_SCHEMA,
+    TAX_TYPE_SCHEMA,
+    TRACKING_SCHEMA,
+    TYPE_CODES_SCHEMA,
+    TrackingChoice,
+    check_tracking,
+    clean_account_code,
+    clean_tax_type,
+    clean_type_codes,
+)
+from config.xero_coding import refuse as _refuse
 
 __all__ = [
     "INVOICE_STATUSES",
@@ -36,6 +47,7 @@ __all__ = [
     "SortBy",
     "SplitUsage",
     "SharedAccounts",
+    "TrackingChoice",
     "parsed_filter",
     "shared_accounts",
     "validate_config",
@@ -72,10 +84,6 @@ class SortBy(StrEnum):
     NONE = "NONE"
     SUBTOTAL = "SUBTOTAL"
     AGGREGATION_ID = "AGGREGATION_ID"
-
-
-def _refuse(message: str) -> PydanticCustomError:
-    return PydanticCustomError("invalid_option", "{reason}", {"reason": message})
 
 
 def _clean_list(values: Any) -> Any:
@@ -193,6 +201,35 @@ class IntegrationConfig(BaseModel):
         title="Xero document status",
         description="DRAFT; SUBMITTED (awaiting approval in Xero); or AUTHORISED (approved).",
     )
+    # How each Xero line is coded (checks in config.xero_coding; precedence in
+    # tasks.mapping.coding): product mappings first, then these.
+    default_account_code: Annotated[str | None, ACCOUNT_CODE_SCHEMA] = Field(
+        default=None,
+        title="Default account code",
+        description="The Xero revenue account code (e.g. 200) for lines that neither a line item "
+        "type's account code nor the product's Xero Account or Item mapping codes; empty: none "
+        "(then a SUBMITTED or AUTHORISED bill with such a line is not sent).",
+        json_schema_extra={"default": ""},
+    )
+    default_tax_type: Annotated[str | None, TAX_TYPE_SCHEMA] = Field(
+        default=None,
+        title="Default tax type",
+        description="The Xero tax type (e.g. OUTPUT2) for lines whose product has no Xero "
+        "TaxRate mapping; empty: Xero applies the account's or item's own tax type.",
+        json_schema_extra={"default": ""},
+    )
+    line_item_type_account_codes: Annotated[dict[str, str], TYPE_CODES_SCHEMA] = Field(
+        default_factory=dict,
+        title="Account code per line item type",
+        description="A Xero account code for every line of an m3ter line item type, e.g. "
+        '{"MINIMUM_SPEND": "4100", "CREDIT_MEMO": "4900"}; it wins over the product\'s mapping.',
+    )
+    tracking: Annotated[list[TrackingChoice], TRACKING_SCHEMA] = Field(
+        default_factory=list,
+        title="Tracking",
+        description="Xero tracking category and option stamped on every line (at most two "
+        "categories); a product's TrackingOption mapping wins in its category.",
+    )
     entity_type: SkipJsonSchema[Literal["Bill"]] = "Bill"
     destination: SkipJsonSchema[Literal["Xero"]] = "Xero"
 
@@ -265,6 +302,26 @@ class IntegrationConfig(BaseModel):
             except FilterSyntaxError as err:
                 raise _refuse(err.detail) from None
         return value
+
+    @field_validator("default_account_code", mode="before")
+    @classmethod
+    def _account_code(cls, value: Any) -> Any:
+        return clean_account_code(value)
+
+    @field_validator("default_tax_type", mode="before")
+    @classmethod
+    def _tax_type(cls, value: Any) -> Any:
+        return clean_tax_type(value)
+
+    @field_validator("line_item_type_account_codes", mode="before")
+    @classmethod
+    def _type_codes(cls, value: Any) -> Any:
+        return clean_type_codes(value)
+
+    @field_validator("tracking")
+    @classmethod
+    def _tracking(cls, value: list[TrackingChoice]) -> list[TrackingChoice]:
+        return check_tracking(value)
 
     @field_validator("invoice_status", mode="before")
     @classmethod

@@ -14,7 +14,15 @@ Decisions, so that re-sending a regenerated bill updates the same Xero document:
   finds the contact by its number, or creates it by name). With "use external mapping account
   code", the Account -> Xero ``Contact`` external mapping gives ``{"ContactID": externalId}``;
   with "enforce", only a mapping linked to this integration counts, otherwise a linked one is
-  preferred, then an unlinked one. No usable mapping: outcome ``MISSING_ACCOUNT_MAPPING``.
+  preferred, then an unlinked one (``tasks.mapping.external``, the one finder for accounts and
+  products). No usable mapping: outcome ``MISSING_ACCOUNT_MAPPING``.
+- Lines: each carries its account code, item code, tax type and tracking from the product's
+  Xero mappings and the integration's defaults (``tasks.mapping.coding`` has the precedence).
+  On a SUBMITTED or AUTHORISED document a line with neither account code nor item code would be
+  refused by Xero, so the bill is not mapped: outcome ``MISSING_ACCOUNT_MAPPING`` naming the
+  first such line and its product. A DRAFT goes without (Xero accepts drafts without codes).
+- ``mappings`` holds every mapping the bill may need (Account -> Contact and Product -> Account,
+  Item, TaxRate, TrackingOption); it is read once per call.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ from pydantic import BaseModel, ConfigDict
 
 from config.integration import IntegrationConfig
 from tasks.m3ter.models import Account, Bill, ExternalMapping
+from tasks.mapping.coding import Coder, missing_account_reason
+from tasks.mapping.external import XeroMappings, find_mapping
 from tasks.mapping.lines import build_line_items, document_total
 from tasks.mapping.selection import account_allowed, bill_wanted, line_kept
 
@@ -66,38 +76,23 @@ def _skip(bill: Bill, outcome: Outcome, reason: str) -> MappingResult:
     return MappingResult(outcome=outcome, bill_id=bill.id, bill_version=bill.version, reason=reason)
 
 
-def _mapping(m: ExternalMapping | dict[str, Any]) -> ExternalMapping:
-    return m if isinstance(m, ExternalMapping) else ExternalMapping.model_validate(m)
-
-
 def find_contact_mapping(
     config: IntegrationConfig,
     integration_id: str,
     account_id: str,
-    mappings: Iterable[ExternalMapping | dict[str, Any]],
+    mappings: XeroMappings | Iterable[ExternalMapping | dict[str, Any]],
 ) -> ExternalMapping | None:
     """The Account -> Xero Contact mapping to use for ``account_id``, or None."""
-    candidates = [
-        m
-        for m in map(_mapping, mappings)
-        if m.m3ter_entity.lower() == "account"
-        and m.m3ter_id == account_id
-        and m.external_system.lower() == "xero"
-        and m.external_table.lower() == "contact"
-        and m.external_id
-    ]
-    linked = [m for m in candidates if m.integration_config_id == integration_id]
-    if linked or config.enforce_external_mappings_for_config:
-        return linked[0] if linked else None
-    unlinked = [m for m in candidates if not m.integration_config_id]
-    return (unlinked or candidates or [None])[0]
+    return find_mapping(
+        config, integration_id, mappings, entity="Account", m3ter_id=account_id, table="Contact"
+    )
 
 
 def xero_contact(
     config: IntegrationConfig,
     integration_id: str,
     account: Account,
-    mappings: Iterable[ExternalMapping | dict[str, Any]],
+    mappings: XeroMappings | Iterable[ExternalMapping | dict[str, Any]],
 ) -> dict[str, str] | None:
     """The invoice's ``Contact``; None when an external mapping is required but missing."""
     if config.use_external_mapping_account_code:
@@ -122,28 +117,46 @@ def map_bill(
     integration_id: str,
     bill: Bill | dict[str, Any],
     account: Account | dict[str, Any],
-    mappings: Iterable[ExternalMapping | dict[str, Any]] = (),
+    mappings: XeroMappings | Iterable[ExternalMapping | dict[str, Any]] = (),
 ) -> MappingResult:
-    """Map one bill of ``account`` for the integration ``integration_id`` (pure, no I/O)."""
+    """Map one bill of ``account`` for the integration ``integration_id`` (pure, no I/O).
+
+    ``mappings``: the Account -> Contact and Product -> Account, Item, TaxRate, TrackingOption
+    mappings, as a list (read once) or a ``XeroMappings`` index built once for many bills.
+    """
     bill = bill if isinstance(bill, Bill) else Bill.model_validate(bill)
     account = account if isinstance(account, Account) else Account.model_validate(account)
     if not account_allowed(config, account):
         return _skip(bill, Outcome.SKIPPED, f"account {account.id} is excluded by the integration")
     if not bill_wanted(config, bill):
-        return _skip(bill, Outcome.SKIPPED, f"bill is {bill.status or 'not approved'}: only "
-                     "approved bills are sent")
+        return _skip(
+            bill,
+            Outcome.SKIPPED,
+            f"bill is {bill.status or 'not approved'}: only approved bills are sent",
+        )
     lines = [li for li in bill.line_items or () if line_kept(config, li)]
     if not lines:
         return _skip(bill, Outcome.SKIPPED, "no lines left after the integration's exclusions")
-    contact = xero_contact(config, integration_id, account, mappings)
+    index = XeroMappings.of(mappings)
+    contact = xero_contact(config, integration_id, account, index)
     if contact is None:
         return _skip(
             bill,
             Outcome.MISSING_ACCOUNT_MAPPING,
             f"no Xero Contact external mapping for account {account.id}"
-            + (f" linked to integration {integration_id}"
-               if config.enforce_external_mappings_for_config else ""),
+            + (
+                f" linked to integration {integration_id}"
+                if config.enforce_external_mappings_for_config
+                else ""
+            ),
         )
+    coder = Coder(config, integration_id, index)
+    if config.invoice_status != "DRAFT":
+        # A Xero line codes as its m3ter lines do (band lines: their line's; a per-product line:
+        # its members', all alike), so checking the m3ter lines checks every Xero line.
+        unbooked = next((li for li in lines if not coder(li).booked), None)
+        if unbooked is not None:
+            return _skip(bill, Outcome.MISSING_ACCOUNT_MAPPING, missing_account_reason(unbooked))
     currency = bill.currency or account.currency
     total = document_total(lines, currency)
     credit = total < 0
@@ -153,6 +166,7 @@ def map_bill(
         split=config.split_usage_line_items,
         sort=config.sort_line_items_by,
         sign=-1 if credit else 1,
+        coding=coder,
     )
     date, due = _dates(bill, account)
     document: dict[str, Any] = {

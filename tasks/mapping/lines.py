@@ -19,19 +19,24 @@ Rules (all amounts ``Decimal``, rounding half-up):
 - Per band: one line per pricing band that has usage or an amount; a line whose bands do not add
   up to its subtotal (within a cent) or have no amounts is sent as one line instead.
 - Per product: usage lines (``USAGE``, ``OVERAGE_USAGE`` or any line with bands) of one product
-  (accounting product id, else product id) become one line; its quantity is the sum when all
-  share one unit, otherwise the line is ``1 x amount``.
+  (accounting product id, else product id) and one coding become one line; its quantity is the
+  sum when all share one unit, otherwise the line is ``1 x amount``.
+- Coding (``tasks.mapping.coding``): each Xero line carries its m3ter line's account code, item
+  code, tax type and tracking; a band line its line's; a per-product line its product's (lines
+  of one product whose codings differ, e.g. by a line item type's account code, stay apart).
+  Coding never moves money: the rules above hold whatever the coding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from config.integration import SortBy, SplitUsage
 from tasks.m3ter.models import LineItem, UsagePerPricingBand
+from tasks.mapping.coding import NO_CODING, LineCoding, product_key
 
 __all__ = ["USAGE_LINE_TYPES", "build_line_items", "document_total", "line_amount"]
 
@@ -73,7 +78,7 @@ class _Draft:
     amount: Decimal  # exact, bill currency, document sign
     quantity: Decimal | None
     unit_price: Decimal | None  # bill currency, document sign
-    item_code: str | None
+    coding: LineCoding
     aggregation_id: str | None
 
 
@@ -107,7 +112,12 @@ def _band_amount(band: UsagePerPricingBand, converted: bool, factor: Decimal) ->
 
 
 def _band_drafts(
-    line: LineItem, amount: Decimal, converted: bool, factor: Decimal, sign: int
+    line: LineItem,
+    amount: Decimal,
+    converted: bool,
+    factor: Decimal,
+    sign: int,
+    coding: LineCoding,
 ) -> list[_Draft] | None:
     bands = line.usage_per_pricing_band or []
     entries: list[tuple[int, UsagePerPricingBand, Decimal, Decimal | None]] = []
@@ -137,20 +147,22 @@ def _band_drafts(
                 amount=band_amount * sign,
                 quantity=qty,
                 unit_price=price * sign if price is not None else None,
-                item_code=line.accounting_product_code,
+                coding=coding,
                 aggregation_id=line.aggregation_id,
             )
         )
     return drafts
 
 
-def _line_draft(line: LineItem, amount: Decimal, factor: Decimal, sign: int) -> _Draft:
+def _line_draft(
+    line: LineItem, amount: Decimal, factor: Decimal, sign: int, coding: LineCoding
+) -> _Draft:
     return _Draft(
         description=line.description or _name(line),
         amount=amount * sign,
         quantity=line.quantity,
         unit_price=line.average_unit_price * factor * sign,
-        item_code=line.accounting_product_code,
+        coding=coding,
         aggregation_id=line.aggregation_id,
     )
 
@@ -160,34 +172,40 @@ def _is_usage(line: LineItem) -> bool:
 
 
 def _drafts(
-    lines: Sequence[LineItem], currency: str | None, split: SplitUsage, sign: int
+    lines: Sequence[LineItem],
+    currency: str | None,
+    split: SplitUsage,
+    sign: int,
+    code: Callable[[LineItem], LineCoding],
 ) -> list[_Draft]:
     drafts: list[_Draft] = []
-    groups: dict[str, tuple[_Draft, list[LineItem]]] = {}
+    groups: dict[tuple[str, LineCoding], tuple[_Draft, list[LineItem]]] = {}
     for line in lines:
         converted = _converted(line, currency)
         factor = line.conversion_rate if converted else ONE
         amount = line_amount(line, currency)
-        product = line.accounting_product_id or line.product_id
+        product = product_key(line)
+        coding = code(line)
         if split is SplitUsage.ITEM_PER_PRODUCT and _is_usage(line) and product:
-            if product in groups:
-                draft, members = groups[product]
+            key = (product, coding)
+            if key in groups:
+                draft, members = groups[key]
                 draft.amount += amount * sign
                 members.append(line)
                 continue
-            draft = _line_draft(line, amount, factor, sign)
+            draft = _line_draft(line, amount, factor, sign, coding)
             draft.description = (
                 line.accounting_product_name or line.product_name or draft.description
             )
-            groups[product] = (draft, [line])
+            groups[key] = (draft, [line])
             drafts.append(draft)
             continue
         if split is SplitUsage.ITEM_PER_USAGE_BAND and line.usage_per_pricing_band:
-            banded = _band_drafts(line, amount, converted, factor, sign)
+            banded = _band_drafts(line, amount, converted, factor, sign, coding)
             if banded is not None:
                 drafts.extend(banded)
                 continue
-        drafts.append(_line_draft(line, amount, factor, sign))
+        drafts.append(_line_draft(line, amount, factor, sign, coding))
     for draft, members in groups.values():
         if len(members) == 1:
             continue
@@ -198,6 +216,10 @@ def _drafts(
         else:
             draft.quantity, draft.unit_price = None, None
     return drafts
+
+
+def _uncoded(line: LineItem) -> LineCoding:
+    return NO_CODING
 
 
 def _plain(value: Decimal) -> Decimal:
@@ -237,15 +259,18 @@ def build_line_items(
     split: SplitUsage,
     sort: SortBy,
     sign: int = 1,
+    coding: Callable[[LineItem], LineCoding] | None = None,
 ) -> list[dict[str, Any]]:
     """Xero ``LineItems`` (PascalCase, Decimal) for the kept m3ter ``lines``.
 
     ``sign=-1`` writes a credit note: every amount negated, so a negative bill becomes positive.
+    ``coding`` gives each m3ter line its Xero coding (``tasks.mapping.coding.Coder``); without
+    it, lines carry none.
     """
     if not lines:
         return []
     target = document_total(lines, currency) * sign
-    drafts = _drafts(lines, currency, split, sign)
+    drafts = _drafts(lines, currency, split, sign, coding or _uncoded)
     amounts = [money(d.amount) for d in drafts]
     remainder = target - sum(amounts, Decimal(0))
     if remainder:
@@ -260,8 +285,7 @@ def build_line_items(
             "UnitAmount": _plain(unit),
             "LineAmount": amount,
         }
-        if draft.item_code:
-            item["ItemCode"] = draft.item_code
+        item.update(draft.coding.xero())
         items.append((draft, item))
     if sort is SortBy.SUBTOTAL:
         items.sort(key=lambda pair: pair[1]["LineAmount"], reverse=True)

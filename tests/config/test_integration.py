@@ -17,6 +17,7 @@ from config.integration import (
     IntegrationStatus,
     SortBy,
     SplitUsage,
+    TrackingChoice,
     parsed_filter,
     shared_accounts,
     validate_config,
@@ -36,6 +37,8 @@ def test_defaults_match_the_console() -> None:
     assert config.split_usage_line_items is SplitUsage.ITEM_PER_USAGE_BAND
     assert config.sort_line_items_by is SortBy.NONE
     assert config.invoice_status == "DRAFT"
+    assert config.default_account_code is None and config.default_tax_type is None
+    assert config.line_item_type_account_codes == {} and config.tracking == []
     assert (config.entity_type, config.destination) == ("Bill", "Xero")
     assert parsed_filter(config) is None
 
@@ -56,8 +59,18 @@ def test_every_option_round_trips_through_json() -> None:
         "split_usage_line_items": "ITEM_PER_PRODUCT",
         "sort_line_items_by": "AGGREGATION_ID",
         "invoice_status": "authorised",
+        "default_account_code": " 200 ",
+        "default_tax_type": " output2 ",
+        "line_item_type_account_codes": {"minimum_spend": "4100", "CREDIT_MEMO": " 4900 ",
+                                         "AD_HOC": " "},
+        "tracking": [{"category": " Region ", "option": "Europe "},
+                     {"category": "Team", "option": "Platform"}],
     }
     config = validate_config(data)
+    assert (config.default_account_code, config.default_tax_type) == ("200", "OUTPUT2")
+    assert config.line_item_type_account_codes == {"MINIMUM_SPEND": "4100", "CREDIT_MEMO": "4900"}
+    assert config.tracking == [TrackingChoice(category="Region", option="Europe"),
+                               TrackingChoice(category="Team", option="Platform")]
     assert config.name == "All options"
     assert config.account_ids == ["a1", "a2"]
     assert config.excluded_line_item_types == ["MINIMUM_SPEND", "AD_HOC"]
@@ -104,6 +117,35 @@ def test_every_option_round_trips_through_json() -> None:
         ({"name": "n", "only_send_bill_on_approval": "maybe"}, "only_send_bill_on_approval",
          "boolean"),
         ({"name": "n", "colour": "red"}, "colour", "Extra inputs"),
+        ({"name": "n", "default_account_code": "42-00"}, "default_account_code",
+         "not a Xero account code: '42-00'"),
+        ({"name": "n", "default_account_code": "12345678901"}, "default_account_code",
+         "'12345678901' (1 to 10 letters or digits"),
+        ({"name": "n", "default_account_code": 200}, "default_account_code", "string"),
+        ({"name": "n", "default_tax_type": "OUTPUT 2"}, "default_tax_type",
+         "not a Xero tax type: 'OUTPUT 2'"),
+        ({"name": "n", "default_tax_type": "T" * 51}, "default_tax_type", "1 to 50"),
+        ({"name": "n", "line_item_type_account_codes": {"TAX": "200"}},
+         "line_item_type_account_codes", "unknown line item type: 'TAX'; expected one of"),
+        ({"name": "n", "line_item_type_account_codes": {"USAGE": "4.1"}},
+         "line_item_type_account_codes", "not a Xero account code for USAGE lines: '4.1'"),
+        ({"name": "n", "line_item_type_account_codes": {"usage": "4000", "USAGE": "4100"}},
+         "line_item_type_account_codes", "two account codes for USAGE lines: '4000' and '4100'"),
+        ({"name": "n", "line_item_type_account_codes": ["USAGE"]},
+         "line_item_type_account_codes", "dictionary"),
+        ({"name": "n", "tracking": [{"category": "Region", "option": "A"},
+                                    {"category": "region", "option": "B"}]},
+         "tracking", "tracking category 'region' is chosen twice"),
+        ({"name": "n", "tracking": [{"category": c, "option": "x"} for c in "ABC"]},
+         "tracking", "at most 2 tracking categories (Xero's limit per line), got 3: A, B, C"),
+        ({"name": "n", "tracking": [{"category": " ", "option": "x"}]},
+         "tracking", "a tracking category name is required (item 0.category)"),
+        ({"name": "n", "tracking": [{"category": "Region", "option": "x" * 101}]},
+         "tracking", f"a tracking option name has at most 100 characters: '{'x' * 101}'"),
+        ({"name": "n", "tracking": [{"category": "Region"}]}, "tracking",
+         "required (item 0.option)"),
+        ({"name": "n", "tracking": [{"category": "R", "option": "x", "id": "1"}]}, "tracking",
+         "Extra inputs"),
     ],
 )
 def test_refusals_name_the_field(data: dict[str, Any], field: str, fragment: str) -> None:
@@ -119,6 +161,20 @@ def test_blank_filter_means_no_filter_and_all_line_types_are_known() -> None:
     )
     assert config.account_filter is None
     assert len(config.excluded_line_item_types) == 19
+
+
+def test_blank_codes_mean_none_and_the_form_shows_text_boxes() -> None:
+    config = validate_config({"name": "n", "default_account_code": "  ", "default_tax_type": "",
+                              "line_item_type_account_codes": {"USAGE": ""}, "tracking": []})
+    assert config.default_account_code is None and config.default_tax_type is None
+    assert config.line_item_type_account_codes == {}
+    props = IntegrationConfig.model_json_schema()["properties"]
+    assert props["default_account_code"] == {
+        "type": "string", "maxLength": 10, "default": "", "title": "Default account code",
+        "description": props["default_account_code"]["description"]}
+    assert props["line_item_type_account_codes"]["propertyNames"]["enum"] == list(LINE_ITEM_TYPES)
+    assert props["tracking"]["maxItems"] == 2
+    assert set(props["tracking"]["items"]["properties"]) == {"category", "option"}
 
 
 def test_status_enum_values() -> None:

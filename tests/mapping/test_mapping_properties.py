@@ -1,9 +1,12 @@
 """Properties of the mapper over generated bills: the Xero lines add up to the bill total to the
 cent (or the bill is skipped), every line passes Xero's Quantity x UnitAmount check, and every
-document validates against Xero's schema."""
+document validates against Xero's schema; with coding (product mappings, per-type codes,
+defaults, tracking) the money of each account is its lines' money, and an approved document with
+a line Xero cannot book is stopped before any call."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -70,6 +73,61 @@ def line_items(draw: st.DrawFn) -> dict[str, Any]:
     return line
 
 
+PRODUCTS = ["p1", "p2", "ap1"]
+TABLES = ["Account", "Item", "TaxRate", "TrackingOption"]
+INTEGRATION = "int-1"
+
+
+@st.composite
+def product_mappings(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Product -> Xero mappings: linked to this integration, to another, or to none."""
+    maps = []
+    for n in range(draw(st.integers(0, 8))):
+        table = draw(st.sampled_from(TABLES))
+        value = {
+            "Account": st.sampled_from(["4000", "4100", "4200"]),
+            "Item": st.sampled_from(["ITEM-A", "ITEM-B"]),
+            "TaxRate": st.sampled_from(["OUTPUT2", "TAX001"]),
+            "TrackingOption": st.sampled_from(["Region:Asia", "Team:Core", "Channel:Web"]),
+        }[table]
+        maps.append({
+            "id": f"pm-{n}",
+            "externalId": draw(value),
+            "externalSystem": "Xero",
+            "externalTable": table,
+            "m3terEntity": "Product",
+            "m3terId": draw(st.sampled_from(PRODUCTS)),
+            "integrationConfigId": draw(st.sampled_from([INTEGRATION, "int-other", None])),
+        })
+    return maps
+
+
+def chosen(
+    maps: list[dict[str, Any]], enforce: bool, product: str | None, table: str
+) -> str | None:
+    """The oracle: the external id that counts (linked, else unless enforced unlinked, else any)."""
+    found = [m for m in maps if m["m3terId"] == product and m["externalTable"] == table]
+    linked = [m for m in found if m["integrationConfigId"] == INTEGRATION]
+    unlinked = [m for m in found if m["integrationConfigId"] is None]
+    pick = linked or ([] if enforce else unlinked or found)
+    return pick[0]["externalId"] if pick else None
+
+
+def booking(
+    config, maps: list[dict[str, Any]], li: dict[str, Any]
+) -> tuple[str | None, str | None]:
+    """The oracle: (AccountCode, ItemCode) of a generated line."""
+    product = li["accountingProductId"] or li["productId"]
+    enforce = config.enforce_external_mappings_for_config
+    item = chosen(maps, enforce, product, "Item")
+    account = config.line_item_type_account_codes.get(li["lineItemType"]) or chosen(
+        maps, enforce, product, "Account"
+    )
+    if not account and not item:
+        account = config.default_account_code
+    return account, item
+
+
 configs = st.fixed_dictionaries(
     {
         "name": st.just("prop"),
@@ -79,16 +137,29 @@ configs = st.fixed_dictionaries(
         "excluded_line_item_types": st.lists(st.sampled_from(LINE_ITEM_TYPES), max_size=3),
         "excluded_products": st.lists(st.sampled_from(["p1", "ap1"]), max_size=1),
         "excluded_aggregations": st.lists(st.sampled_from(["g2"]), max_size=1),
+        "enforce_external_mappings_for_config": st.booleans(),
+        "default_account_code": st.sampled_from([None, "", "200"]),
+        "default_tax_type": st.sampled_from([None, "output2"]),
+        "line_item_type_account_codes": st.dictionaries(
+            st.sampled_from(LINE_ITEM_TYPES), st.sampled_from(["4500", "4900"]), max_size=4
+        ),
+        "tracking": st.lists(
+            st.sampled_from(
+                [{"category": "Region", "option": "Europe"}, {"category": "Dept", "option": "Ops"}]
+            ),
+            max_size=2,
+            unique_by=lambda t: t["category"],
+        ),
     }
 ).map(validate_config)
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(configs, st.lists(line_items(), max_size=6))
-def test_lines_add_up_to_the_bill_total_or_the_bill_is_skipped(config, lines) -> None:
+@given(configs, st.lists(line_items(), max_size=6), product_mappings())
+def test_lines_add_up_to_the_bill_total_or_the_bill_is_skipped(config, lines, maps) -> None:
     bill = {"id": "bill-p", "version": 1, "currency": "GBP", "billDate": "2024-05-01",
             "dueDate": "2024-05-31", "status": "APPROVED", "lineItems": lines}
-    result = map_bill(config, "int-1", bill, {"id": "acc-1", "name": "Acme"}, [])
+    result = map_bill(config, INTEGRATION, bill, {"id": "acc-1", "name": "Acme"}, maps)
     kept = [
         li for li in lines
         if li["lineItemType"] not in config.excluded_line_item_types
@@ -97,6 +168,11 @@ def test_lines_add_up_to_the_bill_total_or_the_bill_is_skipped(config, lines) ->
     ]
     if not kept:
         assert result.outcome is Outcome.SKIPPED
+        return
+    bookings = [booking(config, maps, li) for li in kept]
+    if config.invoice_status != "DRAFT" and not all(a or i for a, i in bookings):
+        assert result.outcome is Outcome.MISSING_ACCOUNT_MAPPING and result.document is None
+        assert "no Xero account code for " in result.reason
         return
     assert result.outcome is Outcome.MAPPED and result.document is not None
     exact = sum(Decimal(li["convertedSubtotal"]) for li in kept)
@@ -123,4 +199,21 @@ def test_lines_add_up_to_the_bill_total_or_the_bill_is_skipped(config, lines) ->
         assert product.quantize(CENT) == li["LineAmount"]
         assert product.quantize(CENT, rounding=ROUND_HALF_UP) == li["LineAmount"]
         assert li["Description"]
+        names = [t["Name"] for t in li.get("Tracking", [])]
+        assert len(names) <= 2 and len({n.casefold() for n in names}) == len(names)
+        if config.invoice_status != "DRAFT":
+            assert li.get("AccountCode") or li.get("ItemCode")
     assert to_xero_json(doc)["LineItems"] == doc["LineItems"]
+    # Coding never moves money: each (account, item)'s Xero lines carry its m3ter lines' amounts
+    # (to the cent per line: rounding, the remainder and bands within a cent).
+    sign = -1 if total < 0 else 1
+    expected: dict[tuple[str | None, str | None], Decimal] = defaultdict(Decimal)
+    for li, key in zip(kept, bookings, strict=True):
+        expected[key] += Decimal(li["convertedSubtotal"]) * sign
+    sent: dict[tuple[str | None, str | None], Decimal] = defaultdict(Decimal)
+    for li in doc["LineItems"]:
+        sent[(li.get("AccountCode"), li.get("ItemCode"))] += li["LineAmount"]
+    assert set(sent) <= set(expected)
+    slack = CENT * (len(doc["LineItems"]) + len(kept) + 1)
+    for key, amount in expected.items():
+        assert abs(sent.get(key, Decimal(0)) - amount) <= slack, key
