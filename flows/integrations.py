@@ -15,12 +15,14 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import State
 
-from config.errors import InvalidInput, NotFound
+from config.errors import AuthError, InvalidInput, NotFound, TransientError
 from config.integration import IntegrationConfig, validate_config
 from config.settings import get_settings
-from store.factory import integration_store
+from store.credentials import CredentialStatus
+from store.factory import credential_store, integration_store
 from store.integrations import IntegrationStore, IntegrationView
 from tasks.prefect_engine import expected_failure, prompt_flow_exit, quiet_expected_failures
+from tasks.sync.organisation import check_with_organisation, coded, coding_changed
 
 prompt_flow_exit()  # a flow run returns when it is over (tasks.prefect_engine)
 quiet_expected_failures()  # an expected Failed end logs no traceback
@@ -73,6 +75,26 @@ def _options(config: Any) -> IntegrationConfig:
         raise
 
 
+def _check_coding(config: IntegrationConfig, credential: str | None) -> None:
+    """Refuse account codes, a tax type or tracking the credential's Xero organisation cannot
+    take (``tasks.sync.organisation``), before anything is stored. A credential that does not
+    exist or is not ACTIVE is left for the store to refuse in its own words."""
+    if not credential or not coded(config):
+        return
+    try:
+        view = credential_store(get_settings()).get(credential)
+    except NotFound:
+        return
+    if view.status is not CredentialStatus.ACTIVE:
+        return
+    try:
+        check_with_organisation(config, view)
+    except (TransientError, AuthError) as exc:
+        raise InvalidInput(
+            f"could not check the Xero coding with {view.name!r}: {exc}", field="credential"
+        ) from None
+
+
 @flow(name="create_integration", validate_parameters=False)
 def create_integration(config: IntegrationConfig, credential: str = "") -> dict | State:
     """Create an integration from every console option; optionally connect a credential.
@@ -83,9 +105,11 @@ def create_integration(config: IntegrationConfig, credential: str = "") -> dict 
         credential: name or id of an ACTIVE Xero credential to connect now; empty: connect
             one later with connect_credential.
     """
+    chosen = (credential or "").strip() or None
     try:
         options = _options(config)
-        view = integrations().create(options, credential=(credential or "").strip() or None)
+        _check_coding(options, chosen)
+        view = integrations().create(options, credential=chosen)
     except InvalidInput as exc:
         return _refused(exc, "config")
     return _report(view, "created")
@@ -101,6 +125,9 @@ def update_integration(integration: str, changes: dict[str, Any]) -> dict | Stat
             "account_ids": ["acc-1"]}; the names are those of create_integration's options.
     """
     try:
+        current, config = integrations().merged(integration, changes)
+        if current.credential_id and coding_changed(current.config, config):
+            _check_coding(config, current.credential_id)
         view = integrations().update(integration, changes)
     except InvalidInput as exc:
         return _refused(exc, "changes")
@@ -194,6 +221,7 @@ def change_credential(integration: str, credential: str) -> dict | State:
 
 def _connect(integration: str, credential: str, action: str) -> dict | State:
     try:
+        _check_coding(integrations().get(integration).config, credential)
         return _report(integrations().connect(integration, credential), action)
     except InvalidInput as exc:
         return _refused(exc, "credential")

@@ -103,16 +103,7 @@ class IntegrationStore:
 
         New account lists of a connected integration must not overlap another integration's
         on the same Xero organisation (checked in the same transaction as the write)."""
-        current = self.get(id_or_name)
-        if not isinstance(changes, dict):
-            raise InvalidInput("expected option → new value", field="changes")
-        unknown = set(changes) - set(IntegrationConfig.model_fields)
-        if unknown:
-            raise InvalidInput(
-                f"unknown option(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
-            )
-        merged = {**current.config.model_dump(mode="json"), **changes}
-        config = self._validate(merged)
+        current, config = self.merged(id_or_name, changes)
         moved = [
             f
             for f in ("account_ids", "restricted_account_ids")
@@ -138,6 +129,22 @@ class IntegrationStore:
                 f"an integration named {config.name!r} already exists", field="name"
             ) from exc
         return self.get(current.id)
+
+    def merged(
+        self, id_or_name: str, changes: dict[str, Any]
+    ) -> tuple[IntegrationView, IntegrationConfig]:
+        """The integration as stored, and its configuration with ``changes`` applied and
+        checked (``InvalidInput`` naming the field); nothing is written."""
+        current = self.get(id_or_name)
+        if not isinstance(changes, dict):
+            raise InvalidInput("expected option → new value", field="changes")
+        unknown = set(changes) - set(IntegrationConfig.model_fields)
+        if unknown:
+            raise InvalidInput(
+                f"unknown option(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
+            )
+        merged = {**current.config.model_dump(mode="json"), **changes}
+        return current, self._validate(merged)
 
     def delete(self, id_or_name: str) -> IntegrationView:
         """Delete the integration (its ledger rows go with it)."""

@@ -23,7 +23,8 @@ from store.schema import bill_ledger as t
 
 class Outcome(StrEnum):
     """A bill's fate in the ledger: m3ter's own statuses, plus STARTED, SKIPPED,
-    MISSING_ACCOUNT_MAPPING and INTERRUPTED.
+    MISSING_ACCOUNT_MAPPING, INTERRUPTED, and the Xero organisation refusing the bill before any
+    call (CURRENCY_NOT_SUBSCRIBED, CONTACT_ARCHIVED: a person fixes it in Xero, then reruns).
     """
 
     STARTED = "STARTED"
@@ -36,6 +37,8 @@ class Outcome(StrEnum):
     SKIPPED = "SKIPPED"
     MISSING_ACCOUNT_MAPPING = "MISSING_ACCOUNT_MAPPING"
     INTERRUPTED = "INTERRUPTED"  # the run stopped before sending it (config.errors.Interrupted)
+    CURRENCY_NOT_SUBSCRIBED = "CURRENCY_NOT_SUBSCRIBED"  # the organisation has not the currency
+    CONTACT_ARCHIVED = "CONTACT_ARCHIVED"  # the account's Xero contact is archived
 
 
 #: What ``rerun_failed_syncs`` picks up by default: the bill did not reach Xero as it should,
@@ -48,6 +51,8 @@ RETRYABLE = frozenset(
         Outcome.RATE_LIMIT_RETRY,
         Outcome.MISSING_ACCOUNT_MAPPING,
         Outcome.INTERRUPTED,
+        Outcome.CURRENCY_NOT_SUBSCRIBED,
+        Outcome.CONTACT_ARCHIVED,
     }
 )
 FAILED = RETRYABLE | {Outcome.INVOICE_ALREADY_PAID, Outcome.ACCOUNTING_PERIOD_CLOSED}

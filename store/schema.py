@@ -150,3 +150,17 @@ tenant_rate = Table(
     # When the next call may start: a grant moves it one refill interval past its own time.
     Column("next_at", Float, nullable=False),
 )
+
+# The Xero contacts the sync made sure of (tasks/sync/contacts.py): per tenant and contact
+# number (the m3ter account id), the contact's id, its status and a fingerprint of the details
+# last sent, so an unchanged account costs no call on the next run.
+xero_contacts = Table(
+    "xero_contacts",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("contact_number", String(255), primary_key=True),
+    Column("contact_id", String(64), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)

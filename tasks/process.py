@@ -4,7 +4,8 @@ A flow-run process (``serve``'s or a worker's subprocess, the demo, a test sessi
 things across tasks: per tenant, this process's call semaphore, rate pacer and slot hand-offs
 (``tasks.sync.limits``); the documents handed to posting tasks (``tasks.sync.handoff``); the
 runs' shared bill readers (``tasks.sync.feed``); the Xero token providers, whose per-credential
-locks must be shared (``tasks.xero.credentials``). ``PROCESS`` holds them all; ``close`` lets
+locks must be shared (``tasks.xero.credentials``); the Xero organisations' reference data read
+in a run (``tasks.sync.organisation``). ``PROCESS`` holds them all; ``close`` lets
 them go (a test that starts afresh, a process that is done).
 """
 
@@ -28,6 +29,7 @@ class ProcessState:
         self.held: dict[str, Any] = {}  # hand-off key -> the value handed to a task
         self.feeds: dict[str, Any] = {}  # feed id -> tasks.sync.feed.BillFeed
         self.providers: dict[int, Any] = {}  # id(settings) -> XeroTokenProvider
+        self.references: dict[Any, Any] = {}  # (run, tenant, ...) -> XeroReference
 
     def get_or_make(self, table: dict[Any, V], key: Any, make: Callable[[], V]) -> V:
         """``table[key]``, made by ``make`` the first time (one maker wins a race)."""
@@ -62,6 +64,7 @@ class ProcessState:
                 self.held,
                 self.feeds,
                 self.providers,
+                self.references,
             ):
                 table.clear()
 

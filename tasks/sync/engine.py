@@ -26,6 +26,7 @@ from tasks.prefect_engine import flow_run_id
 from tasks.sync import stopping
 from tasks.sync.accounts import AccountLookup
 from tasks.sync.feed import BillFeed
+from tasks.sync.organisation import CodingRefused
 from tasks.sync.plan import plan_page
 from tasks.sync.posting import Posting, defer_bills
 from tasks.sync.progress import Progress
@@ -82,7 +83,10 @@ def sync_integration_body(
             integration.name, integration.id, organisation=organisation, dry_run=dry_run
         )
         rules = Rules(
-            integration, closing.enter_context(AccountLookup(settings, integration.config))
+            integration,
+            closing.enter_context(AccountLookup(settings, integration.config)),
+            tenant_id=tenant_id,
+            run_key=shared.id if shared is not None else None,
         )
         reading = choose_reading(settings, integration, rules, since, bill_ids, shared)
     except BaseException:
@@ -108,8 +112,10 @@ def sync_integration_body(
                 continue
             unplanned = bills
             entries = ledger.for_bills(integration.id, (b.id for b in bills))
-            accounts, mappings = rules.for_page(bills, entries)  # fetched first: a pure plan
-            plan = plan_page(integration.config, integration.id, bills, accounts, mappings, entries)
+            accounts, mappings, xero = rules.for_page(bills, entries)  # first: a pure plan
+            plan = plan_page(
+                integration.config, integration.id, bills, accounts, mappings, entries, xero
+            )
             if plan.fates and not dry_run:
                 ledger.record(integration.id, plan.fates, sync_run_id=flow_run_id())
             unplanned = []
@@ -122,6 +128,11 @@ def sync_integration_body(
             posting.add(plan.sends)
             posting.check()  # posting was interrupted: reading on would only defer every bill
         posting.finish()
+    except CodingRefused as exc:  # nothing sent; the bills wait for the coding to be fixed
+        logger.error("%s", exc)
+        interrupted = str(exc)
+        posting.interrupt(interrupted)
+        report.problem = f"not synced: {exc}"
     except BaseException as exc:
         interrupted = interruption(exc, logger)
         if not isinstance(exc, Exception):  # SIGTERM or Ctrl-C: every poster stops at once

@@ -27,6 +27,8 @@ CAUSES = {
     Outcome.ACCOUNTING_PERIOD_CLOSED.value: "accounting period closed in Xero",
     Outcome.STARTED.value: "outcome unknown",
     Outcome.INTERRUPTED.value: "interrupted",
+    Outcome.CURRENCY_NOT_SUBSCRIBED.value: "currency not subscribed in Xero",
+    Outcome.CONTACT_ARCHIVED.value: "contact archived in Xero",
 }
 
 
@@ -98,6 +100,16 @@ def fix_for(failure: BillFailure, integration: str, organisation: str) -> str:
     """What a person can do so that the bill reaches Xero (or why nobody needs to)."""
     rerun = "then run rerun_failed_syncs"
     outcome, reason = failure.outcome, failure.reason
+    if outcome == Outcome.MISSING_ACCOUNT_MAPPING.value and "account code" in reason:
+        return (
+            "map the line's product to a Xero Account (or Item) in m3ter's external mappings, "
+            "or give the integration an account code for that line type or a default account "
+            f"code, {rerun}"
+        )
+    if outcome == Outcome.CURRENCY_NOT_SUBSCRIBED.value:
+        return f"add the currency in Xero ({organisation}: Settings → Currencies), {rerun}"
+    if outcome == Outcome.CONTACT_ARCHIVED.value:
+        return f"restore the contact in Xero ({organisation}), {rerun}"
     if outcome == Outcome.MISSING_ACCOUNT_MAPPING.value:
         linked = " linked to this integration" if "linked to integration" in reason else ""
         return (

@@ -21,6 +21,8 @@ from tasks.mapping.lines import document_total
 from tasks.mapping.selection import line_kept
 from tasks.sync.failures import BillFailure
 from tasks.sync.kinds import KINDS
+from tasks.xero.contacts import contact_details
+from tasks.xero.reference import XeroReference
 
 Kind = Literal["invoice", "credit_note"]
 NUMBER_FIELD = {name: kind.number_field for name, kind in KINDS.items()}
@@ -43,6 +45,7 @@ class Send:
     started_version: int | None = None  # the version that earlier attempt carried
     withdraw_id: str | None = None  # the bill's document of the other kind: withdrawn first
     bill_date: str | None = None  # for the failures report
+    contact: dict[str, Any] | None = None  # set: upsert this Xero contact first (contacts.py)
 
     @property
     def number(self) -> str:
@@ -112,12 +115,15 @@ def plan_page(
     accounts: Mapping[str, Account],
     mappings: Sequence[ExternalMapping],
     ledger: Mapping[str, LedgerEntry],
+    xero: XeroReference | None = None,
 ) -> PagePlan:
     """``accounts`` holds the integration's allowed accounts only; others are skipped.
 
     The caller leaves out bills of accounts off the integration's explicit account list (they
     are another integration's business); a bill of a restricted or filtered-out account is
-    recorded as SKIPPED.
+    recorded as SKIPPED. With the organisation's reference data (``xero``), a document in a
+    currency it has not subscribed to is a failure here, before any call. A document that
+    names its contact by number carries the contact's details, to be upserted first.
     """
     plan = PagePlan()
     for bill in bills:
@@ -150,6 +156,19 @@ def plan_page(
             if outcome in FAILED:
                 plan.failures.append(_failure(config, bill, account, outcome, result.reason))
             continue
+        document = result.document or {}
+        currency = str(document.get("CurrencyCode") or "")
+        if xero is not None and currency and currency.upper() not in xero.currencies:
+            org = xero.organisation or "the Xero organisation"
+            reason = f"{org} is not subscribed to currency {currency}"
+            plan.fates.append(
+                Fate(bill.id, version, Outcome.CURRENCY_NOT_SUBSCRIBED, account_id=bill.account_id,
+                     reason=reason)
+            )  # fmt: skip
+            plan.failures.append(
+                _failure(config, bill, account, Outcome.CURRENCY_NOT_SUBSCRIBED, reason)
+            )
+            continue
         kind: Kind = result.kind or "invoice"
         same_kind = entry is not None and entry.document_type == kind
         # A bill whose sign changed since its document was made (an invoice that is now a
@@ -161,13 +180,18 @@ def plan_page(
                 bill_version=version,
                 account_id=bill.account_id,
                 kind=kind,
-                document=result.document or {},
+                document=document,
                 total=result.total,
                 xero_id=entry.xero_id if same_kind and entry else None,
                 lookup_first=bool(entry and not entry.xero_id and entry.attempts > 0),
                 started_version=entry.bill_version if entry else None,
                 withdraw_id=entry.xero_id if other_kind and entry else None,
                 bill_date=_date(bill),
+                contact=(
+                    contact_details(account)
+                    if "ContactNumber" in (document.get("Contact") or {})
+                    else None
+                ),
             )
         )
     return plan

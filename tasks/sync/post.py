@@ -8,7 +8,8 @@ again; a create that Xero refuses because the number exists is looked up and upd
 A bill whose sign changed has its old document (the other kind) deleted or voided first, so
 that Xero never holds both an invoice and a credit note for it.
 
-The steps are modules of their own: ``unknown`` (earlier attempts that ended unknown),
+The steps are modules of their own: ``contacts`` (each account's contact, upserted first),
+``unknown`` (earlier attempts that ended unknown),
 ``withdraw`` (sign changes), ``batches`` (posting and recording results), over ``run`` (what
 one post shares), ``calls`` (slots and retries), ``kinds`` and ``fates``.
 """
@@ -26,6 +27,7 @@ from store.ledger import Ledger, Outcome
 from tasks.sync import stopping
 from tasks.sync.batches import post_all
 from tasks.sync.calls import DailyLimitReached, XeroCalls
+from tasks.sync.contacts import ensure_contacts
 from tasks.sync.fates import PostReport, fate_for, stopped, unsent_fate
 from tasks.sync.limits import TenantSlots
 from tasks.sync.plan import Send
@@ -87,7 +89,7 @@ class TenantPoster:
         )
         report = run.report
         try:
-            post_all(run, withdraw(run, resolve_unknown(run, list(sends))))
+            post_all(run, withdraw(run, resolve_unknown(run, ensure_contacts(run, list(sends)))))
         except (AuthError, DailyLimitReached, Interrupted) as exc:
             outcome, reason = stopped(exc)
             report.stop = (outcome, str(exc))

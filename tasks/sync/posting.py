@@ -28,11 +28,10 @@ from tasks.sync.failures import count_causes, not_sent
 from tasks.sync.fates import interrupted_reason
 from tasks.sync.kinds import KINDS
 from tasks.sync.limits import TenantSlots, ensure_tenant_limits
+from tasks.sync.organisation import xero_client
 from tasks.sync.plan import Send, bill_version
 from tasks.sync.post import PostReport, TenantPoster, unsent_fate
 from tasks.sync.report import IntegrationReport
-from tasks.xero.credentials import token_provider
-from tasks.xero.invoices import XeroAccountingClient
 
 
 @task(name="post to Xero", cache_policy=NO_CACHE, persist_result=False)
@@ -42,16 +41,8 @@ def post_sends(integration: IntegrationView, tenant_id: str, documents: str) -> 
     report in its ``RunFailed``) when any of them did not reach Xero."""
     sends: list[Send] = handoff.take(documents)
     settings = get_settings()
-    provider = token_provider(settings)
-    credential_id = integration.credential_id or ""
     with (
-        XeroAccountingClient(
-            settings.xero_api_url,
-            tenant_id,
-            provider.getter(credential_id),
-            timeout=settings.http_timeout_seconds,
-            replace_token=lambda rejected: provider.replace_rejected(credential_id, rejected),
-        ) as client,
+        xero_client(settings, integration, tenant_id) as client,
         TenantSlots(settings, tenant_id) as slots,
     ):
         poster = TenantPoster(

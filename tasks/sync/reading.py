@@ -3,7 +3,7 @@
 The reading: the bills asked for; else what changed since the watermark (and the bills that
 failed before); else every bill, sharing the run's one reader (``tasks.sync.feed``) when it
 covers that. The rules: the integration's accounts (looked up as bills need them, in a bounded
-cache) and its external mappings (fetched when the first bill needs them).
+cache), its external mappings and its Xero organisation (fetched when the first bill needs them).
 """
 
 from __future__ import annotations
@@ -26,27 +26,42 @@ from tasks.m3ter.client import M3terClient
 from tasks.m3ter.models import Account, Bill, ExternalMapping
 from tasks.sync.accounts import AccountLookup
 from tasks.sync.feed import BillFeed, ReadPlan, ReadTracker, read_bills, read_bills_by_id
+from tasks.sync.organisation import organisation_reference
 from tasks.sync.plan import ACCOUNT_EXCLUDED, unchanged
+from tasks.sync.preflight import product_mappings
+from tasks.xero.reference import XeroReference
 
 
 @task(name="load external mappings", cache_policy=NO_CACHE, persist_result=False)
 def load_mappings(integration: IntegrationView) -> list[ExternalMapping]:
-    """The integration's Account → Xero Contact mappings from m3ter (only those linked to
-    this integration when it enforces linked mappings); none when it does not use them.
+    """The integration's Xero external mappings from m3ter, in one listing: Account → Contact
+    (when it sends to mapped contacts) and Product → Account, Item, TaxRate or TrackingOption
+    (only those linked to this integration when it enforces linked mappings).
 
     Args:
         integration: the integration being synced.
     """
-    if not integration.config.use_external_mapping_account_code:
-        return []
+    config = integration.config
     with M3terClient.from_settings(get_settings()) as m3ter:
-        mappings = m3ter.list_external_mappings(
+        listed = m3ter.list_external_mappings(
+            external_table=None,
+            m3ter_entity=None,
             integration_config_id=(
-                integration.id if integration.config.enforce_external_mappings_for_config else None
-            )
+                integration.id if config.enforce_external_mappings_for_config else None
+            ),
         )
-    get_run_logger().info("%d Account → Xero Contact mapping(s)", len(mappings))
-    return mappings
+    contacts = [
+        m
+        for m in listed
+        if config.use_external_mapping_account_code
+        and m.m3ter_entity.lower() == "account"
+        and m.external_table.lower() == "contact"
+    ]
+    products = product_mappings(config, integration.id, listed)
+    get_run_logger().info(
+        "%d Account → Xero Contact and %d Product → Xero mapping(s)", len(contacts), len(products)
+    )
+    return contacts + products
 
 
 def fingerprint(integration: IntegrationView) -> str:
@@ -59,32 +74,49 @@ def fingerprint(integration: IntegrationView) -> str:
 
 
 class Rules:
-    """The integration's accounts (``tasks.sync.accounts``: looked up as bills need them, in a
-    bounded cache) and its external mappings (fetched once, by a task, when a bill first needs
-    them): a sync whose bills are all unchanged looks up neither."""
+    """What planning a page needs, fetched before it starts (planning is pure): the
+    integration's accounts (``tasks.sync.accounts``: looked up as bills need them, in a bounded
+    cache), its external mappings and its Xero organisation's reference data (each fetched
+    once, when a bill first needs them). A sync whose bills are all unchanged fetches none."""
 
-    def __init__(self, integration: IntegrationView, accounts: AccountLookup) -> None:
+    def __init__(
+        self,
+        integration: IntegrationView,
+        accounts: AccountLookup,
+        tenant_id: str = "",
+        run_key: str | None = None,
+    ) -> None:
         self.integration = integration
         self.accounts = accounts
+        self.tenant_id = tenant_id
+        self.run_key = run_key
         self._mappings: list[ExternalMapping] | None = None
+        self._reference: XeroReference | None = None
 
     def for_page(
         self, bills: Sequence[Bill], entries: Mapping[str, LedgerEntry]
-    ) -> tuple[dict[str, Account], list[ExternalMapping]]:
-        """What planning these bills needs, fetched before it starts (planning is pure): the
-        allowed accounts and the mappings, of the bills not already in Xero at their version."""
+    ) -> tuple[dict[str, Account], list[ExternalMapping], XeroReference | None]:
+        """The allowed accounts, the mappings and the organisation, for the bills not already
+        in Xero at their version (``CodingRefused`` when the organisation would refuse the
+        integration's coding)."""
         needed = [b for b in bills if not unchanged(b, entries.get(b.id))]
         if not needed:
-            return {}, []
-        return self.accounts.allowed([b.account_id for b in needed]), self.mappings()
+            return {}, [], self._reference
+        return self.accounts.allowed([b.account_id for b in needed]), self.mappings(), self.xero()
 
     def mappings(self) -> list[ExternalMapping]:
-        """The mappings, fetched once (none, and no task, when the integration uses none)."""
-        if not self.integration.config.use_external_mapping_account_code:
-            return []
+        """The mappings, fetched once."""
         if self._mappings is None:
             self._mappings = load_mappings(self.integration)
         return self._mappings
+
+    def xero(self) -> XeroReference | None:
+        """The organisation's reference data, read and checked once (None without a tenant)."""
+        if self._reference is None and self.tenant_id:
+            self._reference = organisation_reference(
+                self.integration, self.tenant_id, self.mappings(), self.run_key
+            )
+        return self._reference
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Xero Accounting API client for invoices and credit notes.
+"""Xero Accounting API client: invoices and credit notes, contacts and reference data.
 
 One request path for both collections (a ``_Collection`` names what differs). Answers map onto
 ``config.errors`` through the shared HTTP layer's status map (``tasks.http.error_for``: 429,
@@ -93,6 +93,11 @@ def _messages(element: dict[str, Any]) -> list[str]:
     ]
 
 
+def contact_errors(element: dict[str, Any]) -> list[str]:
+    """Xero's messages for one element of a batch answer (empty when it was taken)."""
+    return _messages(element) if element.get("HasErrors") else []
+
+
 def _check_key(key: str) -> None:
     if not key or len(key) > MAX_KEY_LENGTH:
         raise ValueError(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
@@ -103,7 +108,7 @@ def _where_quote(value: str) -> str:
 
 
 class XeroAccountingClient:
-    """Invoices and credit notes of one Xero tenant.
+    """Invoices, credit notes, contacts and reference data of one Xero tenant.
 
     ``token`` is called before every request (the project's token provider refreshes as
     needed). ``replace_token``, when given, is told of a token Xero refused with 401 and returns
@@ -181,6 +186,32 @@ class XeroAccountingClient:
     def get_credit_note(self, credit_note_id: str) -> dict[str, Any]:
         """One credit note by id."""
         return self._get(CREDIT_NOTES, credit_note_id)
+
+    # ----- reference data and contacts ------------------------------------------------------
+    def read(self, collection: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every element of one reference collection (``Accounts``, ``TaxRates``, ...): one
+        call (those lists are not paged by Xero)."""
+        body = self._call("GET", f"/{collection}", params=params)
+        return [e for e in body.get(collection) or [] if isinstance(e, dict)]
+
+    def post_contacts(
+        self, contacts: list[dict[str, Any]], *, idempotency_key: str
+    ) -> list[dict[str, Any]]:
+        """Create or update up to ``MAX_BATCH`` contacts in one call; each answer element has
+        ``HasErrors`` / ``ValidationErrors`` of its own (``contact_errors`` reads them)."""
+        if len(contacts) > MAX_BATCH:
+            raise ValueError(f"at most {MAX_BATCH} Contacts per call, got {len(contacts)}")
+        _check_key(idempotency_key)
+        if not contacts:
+            return []
+        body = self._call(
+            "POST",
+            "/Contacts",
+            params={"summarizeErrors": "false"},
+            body={"Contacts": contacts},
+            idempotency_key=idempotency_key,
+        )
+        return [e for e in body.get("Contacts") or [] if isinstance(e, dict)]
 
     # ----- shared ----------------------------------------------------------------------------
     def _post(
