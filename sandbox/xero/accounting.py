@@ -1,10 +1,12 @@
-"""The Xero Accounting API sandbox: Invoices and CreditNotes, behind Xero's limits and faults.
+"""The Xero Accounting API sandbox: Invoices, CreditNotes and Payments, behind Xero's limits.
 
 ``accounting_routes(sandbox)`` returns the Starlette routes ``sandbox.xero.app.create_app``
 mounts. Each API call goes: bearer token (401) -> ``xero-tenant-id`` among the grant's tenants
 (403) -> rate limits (429) -> injected faults -> ``Idempotency-Key`` (replay or 400) -> the
-document store. Control endpoints under ``/_sandbox`` (no auth) pay invoices, set lock dates,
-tune limits and faults; ``GET /_sandbox/state`` gains an ``accounting`` section.
+document store, which checks each document against the tenant's books (``sandbox.books``:
+accounts, tax rates, items, tracking, contacts, currencies, lock dates). Control endpoints
+under ``/_sandbox`` (no auth) pay invoices, set lock dates, tune limits and faults;
+``GET /_sandbox/state`` gains an ``accounting`` section.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
 from typing import Any
@@ -22,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from sandbox.xero import wire
+from sandbox.xero.books import BooksStore
 from sandbox.xero.faults import FaultPlan
 from sandbox.xero.idempotency import (
     MAX_KEY_LENGTH,
@@ -32,9 +38,12 @@ from sandbox.xero.idempotency import (
 )
 from sandbox.xero.invoice_store import CREDIT_NOTES, INVOICES, DocKind, InvoiceStore, render
 from sandbox.xero.limits import LimitConfig, RateLimiter
+from sandbox.xero.payments import PaymentsApi
 
 API = "/api.xro/2.0"
 JSON = "application/json; charset=utf-8"
+# What runs behind the gate: (request, tenant id, body) -> the answer to send and remember.
+Handler = Callable[[Request, str, bytes], StoredAnswer]
 _CLAUSE = re.compile(r'^\s*(\w+)\s*==\s*(?:Guid\(\s*"([^"]*)"\s*\)|"((?:[^"\\]|\\.)*)")\s*$')
 
 
@@ -74,9 +83,19 @@ class AccountingApi:
 
     def __init__(self, sandbox: Any, limits: LimitConfig | None = None) -> None:
         self.sandbox = sandbox
+        if getattr(sandbox, "books", None) is None:
+            # ``reference_routes`` normally hangs the books on the sandbox first; alone, the
+            # invoices bring their own (and reset them with everything else).
+            sandbox.books = BooksStore(sandbox.orgs, sandbox.clock.now)
+            self._own_books = True
+        else:
+            self._own_books = False
         self.store = InvoiceStore(now=sandbox.clock.now)
+        self.payments = PaymentsApi(self.store, lambda: self.books, sandbox.clock.now)
         self.limiter = RateLimiter(limits or LimitConfig(time_scale=_time_scale(sandbox)))
         self._initial_limits = asdict(self.limiter.config)
+        self._counting = threading.Lock()
+        self.calls_by_endpoint: Counter[str] = Counter()
         self.faults = FaultPlan()
         self.idempotency = IdempotencyStore()
 
@@ -84,20 +103,38 @@ class AccountingApi:
         """Back to as created: no documents, counters, keys or faults; the first limits."""
         self.limiter.configure(self._initial_limits)
         self.store.reset()
+        self.payments.reset()
+        if self._own_books:
+            self.books.reset()
         self.limiter.reset()
         self.faults.clear()
         self.idempotency.reset()
+        with self._counting:
+            self.calls_by_endpoint.clear()
+
+    @property
+    def books(self) -> BooksStore:
+        """Every tenant's books (organisation, accounts, tax rates, items, contacts...)."""
+        books: BooksStore = self.sandbox.books
+        return books
 
     def state(self) -> dict[str, Any]:
         limits = self.limiter.snapshot()
+        with self.books.lock:
+            locks = {t: self.books.for_tenant(t).organisation.period_lock_date
+                     for t in self.books.tenants()}  # fmt: skip
+        lock_dates = {t: day.isoformat() for t, day in locks.items() if day is not None}
         return {
             "accounting": {
                 **self.store.snapshot(),
+                "lock_dates": lock_dates,
+                "payments": self.payments.snapshot(),
                 "limits": limits["config"],
                 "calls": limits["calls"],
                 "calls_per_minute": limits["calls_per_minute"],
                 "max_concurrency": limits["max_concurrency"],
                 "refused": limits["refused"],
+                "calls_by_endpoint": dict(self.calls_by_endpoint),
                 "answered_while_limited": limits["answered_while_limited"],
                 "idempotency": self.idempotency.snapshot(),
                 "idempotent_replays": self.idempotency.snapshot()["replays"],
@@ -106,13 +143,23 @@ class AccountingApi:
         }
 
     # ----- the gate every API call passes -----------------------------------------------------
-    async def _guarded(self, request: Request, kind: DocKind) -> Response:
+    async def guarded(self, request: Request, handler: Handler) -> Response:
+        """Another API (reference data, contacts) behind this same gate."""
+        return await self._guarded(request, None, handler)
+
+    async def _guarded(
+        self, request: Request, kind: DocKind | None, handler: Handler | None = None
+    ) -> Response:
         tenant_or_refusal = self._authorise(request)
         if isinstance(tenant_or_refusal, Response):
             return tenant_or_refusal
         tenant_id, app_id = tenant_or_refusal
         admission = self.limiter.admit(tenant_id, app_id)
         headers = dict(admission.headers)
+        if admission.admitted:  # what each admitted call asked for: "PUT Invoices", ...
+            endpoint = request.url.path.removeprefix(API + "/").split("/", 1)[0]
+            with self._counting:
+                self.calls_by_endpoint[f"{request.method} {endpoint}"] += 1
         if not admission.admitted:
             detail = f"Rate limit exceeded: {admission.problem}"
             return _json(wire.problem(429, "Too Many Requests", detail), 429, headers)
@@ -130,7 +177,7 @@ class AccountingApi:
                 return _json(wire.problem(status, title, "sandbox fault"), status, headers)
             self.limiter.answering(tenant_id, admission)
             try:
-                answer = await self._idempotent(request, tenant_id, app_id, kind)
+                answer = await self._idempotent(request, tenant_id, app_id, kind, handler)
             except ClientDisconnect:
                 return Response(status_code=499)  # nobody is listening any more
             finally:
@@ -163,12 +210,19 @@ class AccountingApi:
         return tenant_id, app_id
 
     async def _idempotent(
-        self, request: Request, tenant_id: str, app_id: str, kind: DocKind
+        self,
+        request: Request,
+        tenant_id: str,
+        app_id: str,
+        kind: DocKind | None,
+        handler: Handler | None = None,
     ) -> StoredAnswer:
         body = await request.body()
+        if handler is None:
+            handler = lambda req, tenant, raw: self._handle(req, tenant, kind, raw)  # noqa: E731
         key = request.headers.get("idempotency-key")
         if key is None or request.method == "GET":
-            return self._handle(request, tenant_id, kind, body)
+            return handler(request, tenant_id, body)
         if not key or len(key) > MAX_KEY_LENGTH:
             message = f"The Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters"
             return _error_answer(message)
@@ -182,7 +236,7 @@ class AccountingApi:
             return stored
         answer = None
         try:
-            answer = self._handle(request, tenant_id, kind, body)
+            answer = handler(request, tenant_id, body)
         finally:
             self.idempotency.finish(scope, answer)
         return answer
@@ -208,10 +262,13 @@ class AccountingApi:
             if self.store.get(tenant_id, kind, doc_id) is None:
                 return _not_found()
             elements = elements[:1]
+        books = self.books
         results = self.store.write_batch(
             tenant_id,
             kind,
             elements,
+            books=books.for_tenant(tenant_id),
+            books_lock=books.lock,
             allow_update=request.method == "POST",
             unitdp=unitdp,
             target_id=doc_id,
@@ -222,13 +279,19 @@ class AccountingApi:
             if result.document is not None:
                 item = render(result.document, unitdp)
                 item["StatusAttributeString"] = "OK"
+                if result.warnings:
+                    # A draft keeps its lines and loses what Xero could not use, with a warning
+                    # (spec: Invoice.Warnings, "Displays array of warning messages from the API").
+                    item["Warnings"] = [{"Message": m} for m in result.warnings]
             else:
                 item = {
                     **result.echo,
                     "HasErrors": True,
                     "StatusAttributeString": "ERROR",
                     "ValidationErrors": [{"Message": m} for m in result.errors],
-                }
+                    **({"Warnings": [{"Message": m} for m in result.warnings]}
+                       if result.warnings else {}),
+                }  # fmt: skip
             out.append(item)
         failed = [item for item in out if item.get("HasErrors")]
         if summarize and failed:
@@ -274,16 +337,30 @@ class AccountingApi:
         return _json(render(doc))
 
     async def lock_date(self, request: Request) -> Response:
+        """Set the organisation's period lock date (``{"date": "YYYY-MM-DD" or null}``) and,
+        with ``"end_of_year"`` in the body, its end of year lock date, in the tenant's books."""
         tenant = request.path_params["tenant"]
         tenant_id = dict(getattr(self.sandbox, "orgs", {}) or {}).get(tenant, tenant)
         try:
             payload = await request.json()
-            raw = payload.get("date") if isinstance(payload, dict) else None
+            if not isinstance(payload, dict):
+                raise ValueError
+            raw = payload.get("date")
             lock = date.fromisoformat(raw) if raw else None
-        except ValueError:
-            return JSONResponse({"error": 'expected {"date": "YYYY-MM-DD" or null}'}, 400)
-        self.store.set_lock_date(tenant_id, lock)
-        return JSONResponse({"tenant_id": tenant_id, "lock_date": raw or None})
+            eoy = payload.get("end_of_year")
+            eoy_lock = date.fromisoformat(eoy) if eoy else None
+        except (ValueError, TypeError):
+            expected = '{"date": "YYYY-MM-DD" or null, "end_of_year": ... (optional)}'
+            return JSONResponse({"error": f"expected {expected}"}, 400)
+        with self.books.lock:
+            org = self.books.for_tenant(tenant_id).organisation
+            org.period_lock_date = lock
+            if "end_of_year" in payload:
+                org.end_of_year_lock_date = eoy_lock
+        answer: dict[str, Any] = {"tenant_id": tenant_id, "lock_date": raw or None}
+        if "end_of_year" in payload:
+            answer["end_of_year_lock_date"] = eoy or None
+        return JSONResponse(answer)
 
     async def limits(self, request: Request) -> Response:
         if request.method == "GET":
@@ -317,7 +394,13 @@ class AccountingApi:
                 Route(f"{API}/{kind.collection}", collection, methods=["GET", "PUT", "POST"]),
                 Route(f"{API}/{kind.collection}/{{doc_id}}", collection, methods=["GET", "POST"]),
             ]
+
+        async def payments(request: Request) -> Response:
+            return await self.guarded(request, self.payments.handle)
+
         return routes + [
+            Route(f"{API}/Payments", payments, methods=["GET", "PUT", "POST"]),
+            Route(f"{API}/Payments/{{payment_id}}", payments, methods=["GET"]),
             Route("/_sandbox/invoices/{doc_id}/pay", self.pay, methods=["POST"]),
             Route("/_sandbox/tenants/{tenant}/lock-date", self.lock_date, methods=["POST"]),
             Route("/_sandbox/limits", self.limits, methods=["GET", "POST"]),
@@ -371,6 +454,4 @@ def _where(expression: str, kind: DocKind, filters: dict[str, set[str]]) -> None
         if match.group(3) is not None:
             value = re.sub(r"\\(.)", r"\1", value)
         target = fields[match.group(1)]
-        filters.setdefault(target, set()).add(
-            _normal_id(value) if target == "ids" else value
-        )
+        filters.setdefault(target, set()).add(_normal_id(value) if target == "ids" else value)

@@ -1,4 +1,4 @@
-"""The Xero sandbox as one ASGI app: identity routes plus the Accounting API routes."""
+"""The Xero sandbox as one ASGI app: identity, each organisation's books, the Accounting API."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from starlette.applications import Starlette
 
 from sandbox.xero.identity import identity_routes
+from sandbox.xero.reference_api import reference_routes
 from sandbox.xero.state import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
@@ -26,6 +27,8 @@ def create_app(
     """A fresh sandbox app; ``app.state.sandbox`` is its ``XeroSandbox``."""
     sandbox = sandbox or XeroSandbox(client_id, client_secret, tuple(orgs), time_scale=time_scale)
     routes = identity_routes(sandbox)
+    # The organisation's books first: the invoice rules of ``accounting_routes`` read them.
+    routes = routes + reference_routes(sandbox)
     try:
         from sandbox.xero.accounting import accounting_routes
     except ImportError:  # pragma: no cover - the accounting module ships with the package

@@ -60,6 +60,9 @@ class Account:
     currency_code: str | None = None
     description: str | None = None
     updated: float = 0.0
+    # EnablePaymentsToAccount: "describes whether account can have payments applied to it"
+    # (spec, Account); a BANK account takes payments without it.
+    enable_payments: bool = False
 
     @property
     def account_class(self) -> str:
@@ -172,6 +175,11 @@ class Organisation:
     period_lock_date: date | None = None
     end_of_year_lock_date: date | None = None
     created: float = 0.0
+    organisation_type: str = "COMPANY"
+    is_demo_company: bool = False
+    pays_tax: bool = True
+    financial_year_end_day: int = 31
+    financial_year_end_month: int = 12
 
     @property
     def lock_date(self) -> date | None:
@@ -270,7 +278,15 @@ class BooksStore:
 _CURRENCY_NAMES = {
     "GBP": "Pound Sterling", "USD": "United States Dollar", "EUR": "Euro",
     "NZD": "New Zealand Dollar", "AUD": "Australian Dollar", "JPY": "Japanese Yen",
+    "CAD": "Canadian Dollar", "CHF": "Swiss Franc", "SGD": "Singapore Dollar",
+    "HKD": "Hong Kong Dollar", "SEK": "Swedish Krona", "ZAR": "South African Rand",
 }  # fmt: skip
+
+
+def currency_name(code: str) -> str | None:
+    """The description ``GET /Currencies`` shows for a code the sandbox knows, else None."""
+    return _CURRENCY_NAMES.get(code.strip().upper())
+
 
 # The chart both regions share (code, name, type, system account); tax types per region below.
 _CHART: tuple[tuple[str, str, str, str | None], ...] = (
@@ -348,6 +364,7 @@ def seed(tenant_id: str, name: str, now: float) -> Books:
         timezone="EASTERNSTANDARDTIME" if us else "GMTSTANDARDTIME",
         short_code="!" + _id(tenant_id, "short")[:5],
         created=now,
+        is_demo_company=name.startswith("Demo Company"),
     )
     currencies = {c: _CURRENCY_NAMES[c] for c in (base, "GBP", "USD", "EUR", "NZD")}
     accounts = [

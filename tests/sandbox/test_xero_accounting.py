@@ -288,7 +288,8 @@ def test_lookups_control_endpoints_state_and_reset(xero: Xero, xero_sandbox: Any
     state = xero.state()
     mine = state["documents"][xero.tenants[0]]
     assert mine["Invoices"]["L-1"] == {
-        "InvoiceID": ids[0], "Status": "PAID", "Total": "20.00", "Version": 1
+        "InvoiceID": ids[0], "Status": "PAID", "SubTotal": "20.00", "TotalTax": "0.00",
+        "Total": "20.00", "Version": 1,
     }  # fmt: skip
     assert mine["CreditNotes_count"] == 1 and state["calls"][xero.tenants[0]] == 5
     assert sum(state["calls_per_minute"][xero.tenants[0]].values()) == 5

@@ -32,8 +32,15 @@ from tasks.xero.invoices import InvoiceResult, XeroAccountingClient
 from tests.sandbox.openapi import validate_response, validate_schema
 
 SPEC = "xero_accounting.yaml"
-LOCKED = "The document date cannot be before the period lock date"
+LOCKED = "The document date cannot be before the period lock date, currently set at 01-Feb-2025"
+LOCKED_EDIT = "Document cannot be edited as it is currently dated before period lock date"
 NOT_EDITABLE = "Invoice not of valid status for modification"
+CENT = Decimal("0.01")
+
+
+def with_vat(amount: Decimal) -> Decimal:
+    """``amount`` plus 20 % VAT (OUTPUT2, account 200's default in Demo Company (UK))."""
+    return amount + (amount * Decimal("0.2")).quantize(CENT, ROUND_HALF_UP)
 
 
 def _spec_path(path: str) -> tuple[str, str]:
@@ -76,8 +83,9 @@ def tokens(xero_sandbox: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def tenant(tokens: dict[str, Any]) -> str:
-    return list(tokens["tenant_ids"])[0]
+def tenant(tokens: dict[str, Any], xero_sandbox: Any) -> str:
+    # The UK organisation: the tax its accounts default to (20 % VAT) is in the expectations.
+    return str(xero_sandbox.orgs["Demo Company (UK)"])
 
 
 @pytest.fixture
@@ -117,10 +125,10 @@ def test_create_find_and_get_keep_money_exact(client: XeroAccountingClient) -> N
     )
     assert [r.ok for r in results] == [True, True]
     assert [r.invoice_number for r in results] == ["INV-A", "INV-B"]
-    cents = Decimal("0.01")
     expected = sum(
-        ((Decimal(q) * Decimal(u)).quantize(cents, ROUND_HALF_UP) for q, u in lines), Decimal(0)
-    )
+        (with_vat((Decimal(q) * Decimal(u)).quantize(CENT, ROUND_HALF_UP)) for q, u in lines),
+        Decimal(0),
+    )  # tax per line, rounded, then summed
     doc = results[0].document
     assert doc["Total"] == expected and isinstance(doc["Total"], Decimal)
     assert doc["LineItems"][0]["UnitAmount"] == Decimal("0.1234")  # unitdp=4 kept
@@ -172,7 +180,7 @@ def test_each_invoice_gets_its_own_verdict(
     assert stored["Invoices_count"] == 2 and set(stored["Invoices"]) == {"INV-1", "INV-2"}
 
 
-def test_draft_edits_authorised_only_voids(
+def test_draft_and_unpaid_authorised_edit_then_void(
     client: XeroAccountingClient, xero_server, tenant
 ) -> None:
     (created,) = client.post_invoices([invoice("INV-E")], idempotency_key=key())
@@ -180,17 +188,26 @@ def test_draft_edits_authorised_only_voids(
         created.invoice_id, {"LineItems": invoice("x", ("2", "7.50"))["LineItems"]},
         idempotency_key=key(),
     )  # fmt: skip
-    assert edited.invoice_id == created.invoice_id and edited.document["Total"] == Decimal("15.00")
+    assert edited.invoice_id == created.invoice_id and edited.document["Total"] == Decimal("18.00")
     client.update_invoice(created.invoice_id, {"Status": "AUTHORISED"}, idempotency_key=key())
-    with pytest.raises(NotEditable) as refused:
-        client.update_invoice(created.invoice_id, {"Reference": "new"}, idempotency_key=key())
+    # Like Xero, an AUTHORISED invoice without payments takes changes: the lines sent replace
+    # the old ones and the totals follow.
+    renamed = client.update_invoice(created.invoice_id, {"Reference": "new"}, idempotency_key=key())
+    assert renamed.document["Reference"] == "new" and renamed.status == "AUTHORISED"
+    relined = client.update_invoice(
+        created.invoice_id, {"LineItems": invoice("x", ("1", "5.00"))["LineItems"]},
+        idempotency_key=key(),
+    )  # fmt: skip
+    assert len(relined.document["LineItems"]) == 1 and relined.document["Total"] == Decimal("6.00")
+    with pytest.raises(NotEditable) as refused:  # voided, never deleted
+        client.update_invoice(created.invoice_id, {"Status": "DELETED"}, idempotency_key=key())
     assert refused.value.reason == NOT_EDITABLE
     voided = client.update_invoice(created.invoice_id, {"Status": "VOIDED"}, idempotency_key=key())
     assert voided.status == "VOIDED"
     with pytest.raises(NotEditable):
         client.update_invoice(created.invoice_id, {"Status": "DRAFT"}, idempotency_key=key())
     entry = state(xero_server)["documents"][tenant]["Invoices"]["INV-E"]
-    assert entry["Status"] == "VOIDED" and entry["Version"] == 4
+    assert entry["Status"] == "VOIDED" and entry["Version"] == 6
 
 
 def test_post_updates_by_number_put_only_creates(client: XeroAccountingClient, xero_server) -> None:
@@ -199,7 +216,7 @@ def test_post_updates_by_number_put_only_creates(client: XeroAccountingClient, x
         [invoice("INV-U", ("3", "1.00"))], idempotency_key=key(), update=True
     )
     assert again.ok and again.invoice_id == first.invoice_id
-    assert again.document["Total"] == Decimal("3.00")
+    assert again.document["Total"] == with_vat(Decimal("3.00"))
     (dup,) = client.post_invoices([invoice("INV-U")], idempotency_key=key())
     assert dup.errors == ["Invoice # must be unique."]
 
@@ -221,21 +238,28 @@ def test_paid_invoice_refuses_every_change(client: XeroAccountingClient, xero_se
         client.update_invoice(created.invoice_id, {"Status": "VOIDED"}, idempotency_key=key())
 
 
-def test_lock_date_refuses_earlier_documents(
+def test_lock_date_refuses_approved_documents_on_or_before_it(
     client: XeroAccountingClient, xero_server, tenant
 ) -> None:
-    (early,) = client.post_invoices([invoice("INV-L0")], idempotency_key=key())
+    (early,) = client.post_invoices([invoice("INV-L0", Status="AUTHORISED")], idempotency_key=key())
     locked = httpx.post(
         f"{xero_server.url}/_sandbox/tenants/{tenant}/lock-date", json={"date": "2025-02-01"}
     )
     assert locked.status_code == 200
-    before, after = client.post_invoices(
-        [invoice("INV-L1"), invoice("INV-L2", Date="2025-02-01")], idempotency_key=key()
+    before, on, after, draft = client.post_invoices(
+        [
+            invoice("INV-L1", Status="AUTHORISED"),
+            invoice("INV-L2", Status="AUTHORISED", Date="2025-02-01"),
+            invoice("INV-L3", Status="AUTHORISED", Date="2025-02-02"),
+            invoice("INV-L4"),  # a draft may still be dated in a locked period
+        ],
+        idempotency_key=key(),
     )
-    assert before.not_editable_reason == LOCKED and after.ok
+    assert before.not_editable_reason == on.not_editable_reason == LOCKED
+    assert after.ok and draft.ok
     with pytest.raises(NotEditable) as refused:
         client.update_invoice(early.invoice_id, {"Reference": "late"}, idempotency_key=key())
-    assert refused.value.reason == LOCKED
+    assert refused.value.reason == LOCKED_EDIT
 
 
 def test_batch_size_and_key_length_are_checked(client: XeroAccountingClient, xero_server) -> None:
@@ -334,12 +358,12 @@ def test_credit_notes_share_the_same_path(
                        "UnitAmount": Decimal("4.125"), "AccountCode": "200"}],
     }  # fmt: skip
     (created,) = client.post_credit_notes([note], idempotency_key=key())
-    assert created.ok and created.document["Total"] == Decimal("8.25")
+    assert created.ok and created.document["Total"] == with_vat(Decimal("8.25"))
     (dup,) = client.post_credit_notes([note], idempotency_key=key())
     assert dup.errors == ["Credit Note # must be unique."]
     found = client.find_credit_notes_by_number(['CN-"1"', "CN-404"])
     assert list(found) == ['CN-"1"'] and found['CN-"1"']["CreditNoteID"] == created.invoice_id
-    assert client.get_credit_note(created.invoice_id)["RemainingCredit"] == Decimal("8.25")
+    assert client.get_credit_note(created.invoice_id)["RemainingCredit"] == Decimal("9.90")
     updated = client.update_credit_note(
         created.invoice_id, {"Status": "AUTHORISED"}, idempotency_key=key()
     )
