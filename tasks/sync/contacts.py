@@ -74,7 +74,11 @@ def _upsert(
         )
     except (AuthError, DailyLimitReached, Interrupted):
         raise  # the poster stops: every bill of the post gets its fate there
-    except (PermanentError, TransientError) as exc:  # retries spent, or refused outright
+    except TransientError as exc:  # retries spent: whether Xero took them is unknown
+        attempts = run.settings.sync_max_attempts
+        why = f"contact upsert: outcome unknown after {attempts} attempts: {exc}"
+        return [], {c["ContactNumber"]: why for c in chunk}
+    except PermanentError as exc:  # the call refused outright
         return [], {c["ContactNumber"]: f"Xero refused the contact: {exc}" for c in chunk}
     learned: list[KnownContact] = []
     problems: dict[str, str] = {}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from config.errors import AuthError, Interrupted, TransientError
 from config.settings import Settings, get_settings
 from store.factory import database
 from store.integrations import IntegrationView
@@ -92,6 +93,7 @@ class Rules:
         self.run_key = run_key
         self._mappings: list[ExternalMapping] | None = None
         self._reference: XeroReference | None = None
+        self._unread = False  # Xero would not answer the reading: not asked again this run
 
     def for_page(
         self, bills: Sequence[Bill], entries: Mapping[str, LedgerEntry]
@@ -111,11 +113,22 @@ class Rules:
         return self._mappings
 
     def xero(self) -> XeroReference | None:
-        """The organisation's reference data, read and checked once (None without a tenant)."""
-        if self._reference is None and self.tenant_id:
-            self._reference = organisation_reference(
-                self.integration, self.tenant_id, self.mappings(), self.run_key
-            )
+        """The organisation's reference data, read and checked once. None without a tenant,
+        or when Xero would not answer (the credential refused, the day's calls spent, retries
+        spent): the documents then go unchecked, and posting meets the same refusal and
+        records it as it always does."""
+        if self._reference is None and self.tenant_id and not self._unread:
+            try:
+                self._reference = organisation_reference(
+                    self.integration, self.tenant_id, self.mappings(), self.run_key
+                )
+            except (AuthError, TransientError) as exc:
+                if isinstance(exc, Interrupted):
+                    raise
+                self._unread = True
+                get_run_logger().warning(
+                    "could not read the Xero organisation, so its documents go unchecked: %s", exc
+                )
         return self._reference
 
 

@@ -24,8 +24,11 @@ from tasks.xero import money_json
 MAX_BATCH = 50
 MAX_KEY_LENGTH = 128
 LOOKUP_CHUNK = 25
+# Xero's words for a document that exists but may not change (sandbox/xero/document_rules.py
+# cites each): a status that refuses edits, a payment or credit allocated, a locked period.
 NOT_EDITABLE_MARKERS = (
     "not of valid status for modification",
+    "payment or credit note allocated",
     "period lock date",
     "lock date",
 )
@@ -190,9 +193,11 @@ class XeroAccountingClient:
     # ----- reference data and contacts ------------------------------------------------------
     def read(self, collection: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Every element of one reference collection (``Accounts``, ``TaxRates``, ...): one
-        call (those lists are not paged by Xero)."""
+        call (those lists are not paged by Xero). ``GET /Organisation`` answers its one
+        element in ``Organisations``."""
         body = self._call("GET", f"/{collection}", params=params)
-        return [e for e in body.get(collection) or [] if isinstance(e, dict)]
+        key = "Organisations" if collection == "Organisation" else collection
+        return [e for e in body.get(key) or [] if isinstance(e, dict)]
 
     def post_contacts(
         self, contacts: list[dict[str, Any]], *, idempotency_key: str

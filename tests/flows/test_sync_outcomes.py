@@ -197,16 +197,19 @@ def test_the_failures_report_names_the_account_the_amount_and_the_fix(
     state = sync_bills(return_state=True)
     ledger = ledger_of(main["id"])
     missing = {b for b, e in ledger.items() if e.outcome is Outcome.MISSING_ACCOUNT_MAPPING}
-    assert ledger[invalid].outcome is Outcome.ERROR
+    # The organisation has no such currency: the bill stops before any call, saying so.
+    assert ledger[invalid].outcome is Outcome.CURRENCY_NOT_SUBSCRIBED
+    assert "Demo Company (UK) is not subscribed to currency G8P" in ledger[invalid].reason
     assert state.is_failed()
     n = len(missing)
     assert state.message == (
-        f"{n + 1} bills not sent: {n} missing account mapping, 1 Xero validation error"
+        f"{n + 1} bills not sent: {n} missing account mapping, 1 currency not subscribed in Xero"
     )
 
     subs = subflows(state)
     found = {a.key: a for a in artifacts([run_id(state), *(s.id for s in subs)]) if a.key}
     report = str(found["bill-sync-failures"].data)
+    assert "add the currency in Xero (Demo Company (UK): Settings → Currencies)" in report
     for account in lacking:
         assert account["name"] in report and account["code"] in report
         assert (
@@ -218,7 +221,7 @@ def test_the_failures_report_names_the_account_the_amount_and_the_fix(
     total = sum(Decimal(str(li["subtotal"])) for li in bill["lineItems"])
     assert f"{total.quantize(Decimal('0.01'))} {bill['currency']}" in report
     assert bill["billDate"] in report
-    assert mapped["name"] in report and "currency code is not valid" in report
+    assert mapped["name"] in report and "is not subscribed to currency G8P" in report
     assert "Demo Company (UK)" in report
     assert "\n" + state.message in report or f"# {state.message}" in report
 

@@ -54,16 +54,19 @@ def test_a_sync_waiting_on_a_wedged_tenant_stops_promptly_on_sigterm(as_served, 
     try:
         run_id = served.run("sync_bills", integrations=["Stopped sync"])
         deadline = time.monotonic() + 60
-        while True:  # until a posting task is running: it waits for a slot
+        # Until a task that calls Xero is running (the organisation's reading goes first,
+        # then the posting tasks): it waits for a slot.
+        calling = ("read the Xero organisation", "post ")
+        while True:
             subflows = served.subflows(run_id)
-            posting = [
+            waiting = [
                 t
                 for t in served.task_runs([s["id"] for s in subflows])
-                if t["name"].startswith("post ") and t["state_type"] == "RUNNING"
+                if t["name"].startswith(calling) and t["state_type"] == "RUNNING"
             ]
-            if posting:
+            if waiting:
                 break
-            assert time.monotonic() < deadline, "no posting task started"
+            assert time.monotonic() < deadline, "no task calling Xero started"
             time.sleep(0.3)
         time.sleep(1)
         pid = _flow_run_process(run_id)
