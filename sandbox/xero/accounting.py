@@ -18,16 +18,16 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import date
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from sandbox.xero import wire
 from sandbox.xero.books import BooksStore
+from sandbox.xero.control import control_routes
 from sandbox.xero.faults import FaultPlan
 from sandbox.xero.idempotency import (
     MAX_KEY_LENGTH,
@@ -329,60 +329,6 @@ class AccountingApi:
         now = self.sandbox.clock.now()
         return StoredAnswer(200, wire.dumps(wire.envelope(kind.collection, items, now)), JSON)
 
-    # ----- control endpoints -------------------------------------------------------------
-    async def pay(self, request: Request) -> Response:
-        doc = self.store.mark_paid(_normal_id(request.path_params["doc_id"]))
-        if doc is None:
-            return JSONResponse({"error": "no payable document with that id"}, 404)
-        return _json(render(doc))
-
-    async def lock_date(self, request: Request) -> Response:
-        """Set the organisation's period lock date (``{"date": "YYYY-MM-DD" or null}``) and,
-        with ``"end_of_year"`` in the body, its end of year lock date, in the tenant's books."""
-        tenant = request.path_params["tenant"]
-        tenant_id = dict(getattr(self.sandbox, "orgs", {}) or {}).get(tenant, tenant)
-        try:
-            payload = await request.json()
-            if not isinstance(payload, dict):
-                raise ValueError
-            raw = payload.get("date")
-            lock = date.fromisoformat(raw) if raw else None
-            eoy = payload.get("end_of_year")
-            eoy_lock = date.fromisoformat(eoy) if eoy else None
-        except (ValueError, TypeError):
-            expected = '{"date": "YYYY-MM-DD" or null, "end_of_year": ... (optional)}'
-            return JSONResponse({"error": f"expected {expected}"}, 400)
-        with self.books.lock:
-            org = self.books.for_tenant(tenant_id).organisation
-            org.period_lock_date = lock
-            if "end_of_year" in payload:
-                org.end_of_year_lock_date = eoy_lock
-        answer: dict[str, Any] = {"tenant_id": tenant_id, "lock_date": raw or None}
-        if "end_of_year" in payload:
-            answer["end_of_year_lock_date"] = eoy or None
-        return JSONResponse(answer)
-
-    async def limits(self, request: Request) -> Response:
-        if request.method == "GET":
-            return JSONResponse(self.limiter.snapshot()["config"])
-        try:
-            payload = await request.json()
-            if not isinstance(payload, dict):
-                raise ValueError("expected an object")
-            return JSONResponse(self.limiter.configure(payload))
-        except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, 400)
-
-    async def faults_endpoint(self, request: Request) -> Response:
-        if request.method == "DELETE":
-            self.faults.clear()
-        elif request.method == "POST":
-            try:
-                self.faults.configure(await request.json())
-            except ValueError as exc:
-                return JSONResponse({"error": str(exc)}, 400)
-        return JSONResponse(self.faults.snapshot())
-
     def routes(self) -> list[BaseRoute]:
         routes: list[BaseRoute] = []
         for kind in (INVOICES, CREDIT_NOTES):
@@ -401,10 +347,7 @@ class AccountingApi:
         return routes + [
             Route(f"{API}/Payments", payments, methods=["GET", "PUT", "POST"]),
             Route(f"{API}/Payments/{{payment_id}}", payments, methods=["GET"]),
-            Route("/_sandbox/invoices/{doc_id}/pay", self.pay, methods=["POST"]),
-            Route("/_sandbox/tenants/{tenant}/lock-date", self.lock_date, methods=["POST"]),
-            Route("/_sandbox/limits", self.limits, methods=["GET", "POST"]),
-            Route("/_sandbox/faults", self.faults_endpoint, methods=["GET", "POST", "DELETE"]),
+            *control_routes(self),
         ]
 
 
