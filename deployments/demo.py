@@ -18,6 +18,18 @@ import httpx
 
 DEMO_DATA = Path("data/demo")
 CREDENTIAL = "Demo Xero"
+DEMO_OPTIONS: dict[str, Any] = {
+    "name": "Demo: all accounts",
+    "sort_line_items_by": "SUBTOTAL",
+    "invoice_status": "AUTHORISED",
+    "default_tax_type": "OUTPUT2",
+    "line_item_type_account_codes": {
+        "MINIMUM_SPEND": "203",
+        "CREDIT_MEMO": "205",
+        "CREDIT_DEDUCTION": "205",
+    },
+    "tracking": [{"category": "Region", "option": "North"}],
+}
 
 
 def _configure(xero_url: str, callback_url: str, m3ter_url: str) -> None:
@@ -129,10 +141,14 @@ def main() -> int:
     print("\n3. Integration 'Demo: all accounts' on that credential (create_integration flow)")
     from flows.integrations import create_integration
 
-    integration = create_integration(
-        {"name": "Demo: all accounts", "sort_line_items_by": "SUBTOTAL"}, credential=CREDENTIAL
-    )
+    integration = create_integration(DEMO_OPTIONS, credential=CREDENTIAL)
     print(f"   {integration['status']}: {integration['status_detail']}")
+    print(
+        "   AUTHORISED documents, tax OUTPUT2 (20% VAT), tracking Region: North; accounts from"
+        " m3ter's Product → Xero mappings, minimum spend to 203, credits to 205"
+    )
+    unmapped = _add_unmapped_bill(m3ter.server.config.app.state.sandbox)
+    print(f"   m3ter also holds bill {unmapped}: a line of a product nobody mapped to Xero")
 
     total = len(m3ter.server.config.app.state.sandbox.bills)
     print(f"\n4. sync_bills: {total} m3ter bills → Xero")
@@ -145,8 +161,8 @@ def main() -> int:
         )
     )
     _print_outcomes(integration["id"])
-    stored = _xero_documents(xero.url)
-    print(f"   the Xero sandbox now holds {stored} invoices and credit notes")
+    _print_documents(xero.url, state_tenant(xero))
+    _print_failures(integration["id"])
 
     print("\n5. sync_bills again: nothing changed, so nothing is sent")
     again = _sync_with_progress(integration["id"], total)
@@ -221,12 +237,65 @@ def _print_outcomes(integration_id: str) -> None:
         print(f"     {count} × {reason}")
 
 
-def _xero_documents(xero_url: str) -> int:
-    state = httpx.get(f"{xero_url}/_sandbox/state", timeout=30).json()["accounting"]
-    return sum(
-        len(t.get("Invoices", {})) + len(t.get("CreditNotes", {}))
-        for t in state["documents"].values()
+def _add_unmapped_bill(m3ter: Any) -> str:
+    """A copy of one bill whose first line sells a product with no Xero mapping: with no
+    default account code, an AUTHORISED document cannot be coded, so the bill stops before any
+    call (MISSING_ACCOUNT_MAPPING) and the failures report names the product and the line."""
+    record = m3ter.bills[0]
+    bill = dict(m3ter.bill(record.id))
+    for key in ("id", "version", "dtLastModified", "sequentialInvoiceNumber"):
+        bill.pop(key, None)
+    first = dict(bill["lineItems"][0])
+    first.update(
+        productId="prod-professional-services",
+        productName="Professional Services",
+        description="Onboarding workshop",
+        lineItemType="STANDING_CHARGE",
     )
+    for key in ("accountingProductId", "accountingProductCode", "accountingProductName"):
+        first.pop(key, None)
+    bill["lineItems"] = [first, *bill["lineItems"][1:]]
+    return str(m3ter.add_bill(bill))
+
+
+def state_tenant(xero: Any) -> str:
+    """The tenant id of the demo's organisation."""
+    from sandbox.xero.state import DEFAULT_ORGS
+
+    return str(xero.server.config.app.state.sandbox.orgs[DEFAULT_ORGS[0]])
+
+
+def _print_documents(xero_url: str, tenant_id: str) -> None:
+    """What the organisation now holds: documents by kind, status and currency, with tax."""
+    from collections import Counter
+    from decimal import Decimal
+
+    state = httpx.get(f"{xero_url}/_sandbox/state", timeout=30).json()["accounting"]
+    mine = state["documents"].get(tenant_id, {})
+    kinds: Counter[str] = Counter()
+    tax: dict[str, Decimal] = {}
+    for collection in ("Invoices", "CreditNotes"):
+        for doc in mine.get(collection, {}).values():
+            kinds[f"{collection} {doc['Status']}"] += 1
+            tax[collection] = tax.get(collection, Decimal(0)) + Decimal(doc["TotalTax"])
+    print("   the Xero sandbox now holds " + ", ".join(f"{n} {k}" for k, n in kinds.items()))
+    print("   tax on them: " + ", ".join(f"{k} {v}" for k, v in tax.items()))
+    calls = state.get("calls_by_endpoint", {})
+    print("   Xero calls: " + ", ".join(f"{k} {n}" for k, n in sorted(calls.items())))
+
+
+def _print_failures(integration_id: str) -> None:
+    """The bills that did not reach Xero, with the reason the failures report gives them."""
+    from config.settings import get_settings
+    from store.factory import database
+    from store.ledger import FAILED, Ledger
+
+    entries = Ledger(database(get_settings())).snapshot(integration_id).values()
+    failed = [e for e in entries if e.outcome in FAILED]
+    for entry in failed[:5]:
+        print(f"   not sent: bill {entry.bill_id} ({entry.outcome.value}): {entry.reason}")
+    if failed:
+        print("   (the run's failures report artifact names each with what to do)")
 
 
 if __name__ == "__main__":

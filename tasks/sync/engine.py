@@ -147,6 +147,7 @@ def sync_integration_body(
         interrupted = posting.interrupted
         report.problem = f"interrupted ({interrupted})"
     progress.finish()
+    report.xero_calls += rules.xero_calls  # the organisation's reading counts as calls too
     try:
         _conclude(settings, integration, rules, reading, report, since, dry_run, interrupted)
     except Interrupted as exc:  # the database went away at the very end

@@ -106,16 +106,19 @@ def organisation_reference(
     tenant_id: str,
     mappings: Sequence[ExternalMapping],
     run_key: str | None,
-) -> XeroReference:
-    """The tenant's reference data for this run, checked against the integration's coding;
+) -> tuple[XeroReference, int]:
+    """The tenant's reference data for this run, checked against the integration's coding,
+    and the calls it cost now (0 when another integration of the run read it);
     ``CodingRefused`` naming every problem. ``run_key`` (the run's feed) lets integrations of
     one run share the reading."""
     products = product_mappings(integration.config, integration.id, mappings)
     items, tracking = reference_needs(integration.config, products)
     key = (run_key or integration.id, tenant_id, items, tracking)
     reference = PROCESS.peek(PROCESS.references, key)
+    calls = 0
     if reference is None:
         reference = read_organisation(integration, tenant_id, items, tracking)
+        calls = reference.calls
         PROCESS.put(PROCESS.references, key, reference)
         while len(PROCESS.references) > KEEP:
             PROCESS.pop(PROCESS.references, next(iter(PROCESS.references)))
@@ -125,7 +128,7 @@ def organisation_reference(
             f"{reference.organisation or 'the Xero organisation'} would refuse this "
             f"integration's coding: " + "; ".join(map(str, problems))
         )
-    return reference
+    return reference, calls
 
 
 def check_with_organisation(config: IntegrationConfig, credential: CredentialView) -> None:

@@ -94,6 +94,7 @@ class Rules:
         self._mappings: list[ExternalMapping] | None = None
         self._reference: XeroReference | None = None
         self._unread = False  # Xero would not answer the reading: not asked again this run
+        self.xero_calls = 0  # what reading the organisation cost this integration
 
     def for_page(
         self, bills: Sequence[Bill], entries: Mapping[str, LedgerEntry]
@@ -119,7 +120,7 @@ class Rules:
         records it as it always does."""
         if self._reference is None and self.tenant_id and not self._unread:
             try:
-                self._reference = organisation_reference(
+                self._reference, self.xero_calls = organisation_reference(
                     self.integration, self.tenant_id, self.mappings(), self.run_key
                 )
             except (AuthError, TransientError) as exc:
