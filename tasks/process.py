@@ -30,6 +30,7 @@ class ProcessState:
         self.feeds: dict[str, Any] = {}  # feed id -> tasks.sync.feed.BillFeed
         self.providers: dict[int, Any] = {}  # id(settings) -> XeroTokenProvider
         self.references: dict[Any, Any] = {}  # (run, tenant, ...) -> XeroReference
+        self.contact_locks: dict[str, Any] = {}  # tenant -> threading.Lock (contact upserts)
 
     def get_or_make(self, table: dict[Any, V], key: Any, make: Callable[[], V]) -> V:
         """``table[key]``, made by ``make`` the first time (one maker wins a race)."""
@@ -65,6 +66,7 @@ class ProcessState:
                 self.feeds,
                 self.providers,
                 self.references,
+                self.contact_locks,
             ):
                 table.clear()
 

@@ -13,12 +13,14 @@ before any document call; it is asked about again next run, as a person may have
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import replace
 from typing import Any
 
 from config.errors import AuthError, Interrupted, PermanentError, TransientError
 from store.contacts import ContactCache, KnownContact
 from store.ledger import Fate, Outcome
+from tasks.process import PROCESS
 from tasks.sync.calls import DailyLimitReached
 from tasks.sync.plan import Send
 from tasks.sync.run import PostRun
@@ -37,6 +39,19 @@ def ensure_contacts(run: PostRun, sends: list[Send]) -> list[Send]:
     wanted = {s.contact["ContactNumber"]: s.contact for s in sends if s.contact}
     if not wanted:
         return sends
+    # One upsert at a time per tenant in this process: posting tasks that run side by side
+    # often share accounts, and the second then finds them remembered (other processes may
+    # still upsert a contact twice: harmless, the upsert is idempotent, only a call lost).
+    lock = PROCESS.get_or_make(PROCESS.contact_locks, run.tenant_id, threading.Lock)
+    held = lock.acquire(timeout=run.settings.xero_limit_wait_seconds)
+    try:
+        return _ensure(run, sends, wanted)
+    finally:
+        if held:
+            lock.release()
+
+
+def _ensure(run: PostRun, sends: list[Send], wanted: dict[str, dict[str, Any]]) -> list[Send]:
     cache = ContactCache(run.ledger.engine)
     known = cache.get(run.tenant_id, wanted)
     todo = [
