@@ -12,8 +12,8 @@ before any document call; it is asked about again next run, as a person may have
 
 from __future__ import annotations
 
-import hashlib
 import threading
+import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -78,10 +78,9 @@ def _upsert(
     run: PostRun, chunk: list[dict[str, Any]], sends: list[Send]
 ) -> tuple[list[KnownContact], dict[str, str]]:
     """One call for ``chunk``; the contacts Xero took, and Xero's words for those it refused."""
-    digest = hashlib.sha256(
-        "|".join(sorted(contact_fingerprint(c) for c in chunk)).encode()
-    ).hexdigest()[:40]
-    key = f"{run.integration_id}:contacts:{digest}"
+    # A key of this call only (its retries share it): a later upsert of the same details must
+    # reach Xero, not replay an old answer (an ARCHIVED one, say, from before a restore).
+    key = f"{run.integration_id}:contacts:{uuid.uuid4().hex}"
     try:
         answer = run.call(
             lambda: run.client.post_contacts(chunk, idempotency_key=key),

@@ -103,8 +103,15 @@ def stopped(exc: Exception) -> tuple[Outcome, str]:
     return Outcome.RATE_LIMIT_RETRY, f"deferred to the next run: {exc}"
 
 
+# Xero's refusal of a document for an archived contact (sandbox/xero/document_rules.py cites it).
+ARCHIVED_CONTACT = "contact with the specified contact details has been archived"
+
+
 def refused_outcome(result: InvoiceResult) -> Outcome:
-    """The outcome of a document Xero refused: a closed period, a paid document, or an error."""
+    """The outcome of a document Xero refused: a closed period, a paid document, an archived
+    contact (archived in Xero after the sync last made sure of it), or an error."""
+    if any(ARCHIVED_CONTACT in e.lower() for e in result.errors):
+        return Outcome.CONTACT_ARCHIVED
     reason = (result.not_editable_reason or "").lower()
     if "lock date" in reason:
         return Outcome.ACCOUNTING_PERIOD_CLOSED

@@ -113,15 +113,16 @@ def organisation_reference(
     one run share the reading."""
     products = product_mappings(integration.config, integration.id, mappings)
     items, tracking = reference_needs(integration.config, products)
-    key = (run_key or integration.id, tenant_id, items, tracking)
-    reference = PROCESS.peek(PROCESS.references, key)
+    key = (run_key, tenant_id, items, tracking)
+    reference = PROCESS.peek(PROCESS.references, key) if run_key else None
     calls = 0
     if reference is None:
         reference = read_organisation(integration, tenant_id, items, tracking)
         calls = reference.calls
-        PROCESS.put(PROCESS.references, key, reference)
-        while len(PROCESS.references) > KEEP:
-            PROCESS.pop(PROCESS.references, next(iter(PROCESS.references)))
+        if run_key:  # shared with the run's other integrations, never with a later run
+            PROCESS.put(PROCESS.references, key, reference)
+            while len(PROCESS.references) > KEEP:
+                PROCESS.pop(PROCESS.references, next(iter(PROCESS.references)))
     problems = check_coding(integration.config, reference, products)
     if problems:
         raise CodingRefused(

@@ -46,6 +46,7 @@ class Send:
     withdraw_id: str | None = None  # the bill's document of the other kind: withdrawn first
     bill_date: str | None = None  # for the failures report
     contact: dict[str, Any] | None = None  # set: upsert this Xero contact first (contacts.py)
+    attempts: int = 0  # earlier attempts at this bill (the ledger's): part of the batch's key
 
     @property
     def number(self) -> str:
@@ -185,6 +186,7 @@ def plan_page(
                 xero_id=entry.xero_id if same_kind and entry else None,
                 lookup_first=bool(entry and not entry.xero_id and entry.attempts > 0),
                 started_version=entry.bill_version if entry else None,
+                attempts=entry.attempts if entry else 0,
                 withdraw_id=entry.xero_id if other_kind and entry else None,
                 bill_date=_date(bill),
                 contact=(
@@ -225,10 +227,15 @@ def _failure(
 
 
 def idempotency_key(integration_id: str, sends: Sequence[Send], operation: str) -> str:
-    """Same integration, bills, versions and operation → the same key (≤ 128 chars).
+    """Same integration, bills, versions, earlier attempts and operation → the same key
+    (≤ 128 chars).
 
-    A retried batch replays Xero's first answer instead of creating documents twice.
+    A retried batch replays Xero's first answer instead of creating documents twice. A later
+    run's attempt at a bill (its ledger counts one more attempt) has a key of its own: Xero
+    replays refusals too, and a bill refused before (an archived contact, a closed period) must
+    reach Xero again once a person has fixed it there. An attempt that ended unknown is looked up
+    by number before it is sent again (``tasks.sync.unknown``), so no key needs to outlive a run.
     """
-    parts = sorted(f"{s.bill_id}:{s.bill_version}" for s in sends)
+    parts = sorted(f"{s.bill_id}:{s.bill_version}:{s.attempts}" for s in sends)
     digest = hashlib.sha256("|".join([operation, *parts]).encode()).hexdigest()[:40]
     return f"{integration_id}:{operation}:{digest}"
