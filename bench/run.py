@@ -1,7 +1,9 @@
 """``make bench``: four figures, each measured against the sandboxes (subprocesses) and a real
 Prefect server (subprocess, on PostgreSQL), each written next to the workload that made it.
 
-1. ceiling ratio: Xero's per-tenant limits on (a scaled minute), 5,000 bills over 2 tenants;
+1. ceiling ratio: Xero's per-tenant limits on (a scaled minute), 5,000 bills over 2 tenants:
+   the calls made in the posting span (documents and the contacts upserted first) per minute,
+   over Xero's 60; and the documents alone, over 60 × 50, for what contacts cost a first sync;
 2. overhead ratio: 10,000 bills, 2,000 accounts, 4 integrations, limits off;
    ``sync_bills`` ÷ a plain httpx script (``bench.floor``); and again with the sync's
    cluster-wide shared limits on (rate sized out of the way), to show what they cost;
@@ -155,13 +157,20 @@ def ceiling(started: procs.Started, m3ter: str, prefect_api: str, tmp: str) -> d
     tenants = {}
     for tenant, span in out["spans"].items():
         docs, seconds = span["documents"], span["span_seconds"]
+        by_endpoint = state["calls_by_tenant_endpoint"].get(tenant, {})
+        # Xero's limit is on calls: the posting span's are the writes (documents and contacts);
+        # the reference data's GETs come before it.
+        writes = sum(n for e, n in by_endpoint.items() if e.split()[0] in ("PUT", "POST"))
+        calls = state["calls"].get(tenant, 0)
         tenants[tenant] = {
             "documents": docs,
-            "calls": state["calls"].get(tenant),
+            "calls": calls,
+            "calls_by_endpoint": by_endpoint,
             "posting_span_s": seconds,
-            "steady_ratio": round(docs / (seconds / minute) / ceiling_per_minute, 3),
+            "steady_ratio": round(writes / (seconds / minute) / CEILING_CALLS_PER_MINUTE, 3),
+            "documents_ratio": round(docs / (seconds / minute) / ceiling_per_minute, 3),
             "end_to_end_ratio": round(
-                docs / (run["wall_seconds"] / minute) / ceiling_per_minute, 3
+                calls / (run["wall_seconds"] / minute) / CEILING_CALLS_PER_MINUTE, 3
             ),
             "calls_per_scaled_minute": state["calls_per_minute"].get(tenant),
             "max_concurrency": state["max_concurrency"].get(tenant),
@@ -180,6 +189,7 @@ def ceiling(started: procs.Started, m3ter: str, prefect_api: str, tmp: str) -> d
         "answered_while_limited": state["answered_while_limited"],
         "tenants": tenants,
         "ratio": min(t["steady_ratio"] for t in tenants.values()),
+        "documents_ratio": min(t["documents_ratio"] for t in tenants.values()),
         "end_to_end_ratio": min(t["end_to_end_ratio"] for t in tenants.values()),
     }
 
@@ -255,6 +265,12 @@ def _print(results: dict[str, Any]) -> None:
     c, o, m, r = (results[k] for k in ("ceiling", "overhead", "memory", "rerun"))
     rows = [
         ("ceiling ratio (steady)", f"{c['ratio']:.3f}", "≥ 0.9", c["workload"]),
+        (
+            "documents ÷ (60 calls × 50)",
+            f"{c['documents_ratio']:.3f}",
+            "-",
+            "same span: contact upserts of a first sync share the calls",
+        ),
         ("ceiling ratio (end to end)", f"{c['end_to_end_ratio']:.3f}", "-", "same run"),
         ("overhead ratio", f"{o['ratio']:.2f}", "≤ 2.0", o["workload"]),
         (

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import re
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -96,6 +96,7 @@ class AccountingApi:
         self._initial_limits = asdict(self.limiter.config)
         self._counting = threading.Lock()
         self.calls_by_endpoint: Counter[str] = Counter()
+        self.tenant_calls: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.faults = FaultPlan()
         self.idempotency = IdempotencyStore()
 
@@ -111,6 +112,7 @@ class AccountingApi:
         self.idempotency.reset()
         with self._counting:
             self.calls_by_endpoint.clear()
+            self.tenant_calls.clear()
 
     @property
     def books(self) -> BooksStore:
@@ -135,6 +137,7 @@ class AccountingApi:
                 "max_concurrency": limits["max_concurrency"],
                 "refused": limits["refused"],
                 "calls_by_endpoint": dict(self.calls_by_endpoint),
+                "calls_by_tenant_endpoint": {t: dict(c) for t, c in self.tenant_calls.items()},
                 "answered_while_limited": limits["answered_while_limited"],
                 "idempotency": self.idempotency.snapshot(),
                 "idempotent_replays": self.idempotency.snapshot()["replays"],
@@ -160,6 +163,7 @@ class AccountingApi:
             endpoint = request.url.path.removeprefix(API + "/").split("/", 1)[0]
             with self._counting:
                 self.calls_by_endpoint[f"{request.method} {endpoint}"] += 1
+                self.tenant_calls[tenant_id][f"{request.method} {endpoint}"] += 1
         if not admission.admitted:
             detail = f"Rate limit exceeded: {admission.problem}"
             return _json(wire.problem(429, "Too Many Requests", detail), 429, headers)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from config.integration import IntegrationConfig
 from store.ledger import FAILED, Fate, LedgerEntry, Outcome
 from tasks.m3ter.models import Account, Bill, ExternalMapping
-from tasks.mapping import map_bill
+from tasks.mapping import XeroMappings, map_bill
 from tasks.mapping.lines import document_total
 from tasks.mapping.selection import line_kept
 from tasks.sync.failures import BillFailure
@@ -114,7 +114,7 @@ def plan_page(
     integration_id: str,
     bills: Iterable[Bill],
     accounts: Mapping[str, Account],
-    mappings: Sequence[ExternalMapping],
+    mappings: Sequence[ExternalMapping] | XeroMappings,
     ledger: Mapping[str, LedgerEntry],
     xero: XeroReference | None = None,
 ) -> PagePlan:
@@ -127,6 +127,7 @@ def plan_page(
     names its contact by number carries the contact's details, to be upserted first.
     """
     plan = PagePlan()
+    index = XeroMappings.of(mappings)  # once per page: each bill's lines look up in it
     for bill in bills:
         version = bill_version(bill)
         entry = ledger.get(bill.id)
@@ -145,7 +146,7 @@ def plan_page(
                     )
                 )
             continue
-        result = map_bill(config, integration_id, bill, account, mappings)
+        result = map_bill(config, integration_id, bill, account, index)
         if not result.mapped:
             outcome = Outcome(result.outcome.value)
             if _same_skip(entry, version, outcome, result.reason):
