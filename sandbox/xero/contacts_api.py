@@ -123,13 +123,10 @@ class ContactsApi:
         if params.get("searchTerm"):
             term = params["searchTerm"].strip().lower()
             contacts = [c for c in contacts if term in _searchable(c)]
-        rows = [render_contact(c) for c in contacts]
-        if params.get("where"):
-            try:
-                test = rw.where(params["where"], FIELDS)
-            except ValueError as exc:
-                return rw.query_error(str(exc))
-            rows = [row for row in rows if test(row)]
+        listed = rw.filtered([render_contact(c) for c in contacts], params.get("where"), FIELDS)
+        if isinstance(listed, StoredAnswer):
+            return listed
+        rows = listed
         page = params.get("page")
         if not page:
             return rw.collection("Contacts", rows, now)

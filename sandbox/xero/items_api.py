@@ -95,14 +95,10 @@ class ItemsApi:
                 return rw.not_found()
             return rw.collection("Items", [render_item(item, places)], now)
         rows = [render_item(item, places) for item in books.items]
-        expression = request.query_params.get("where")
-        if expression:
-            try:
-                test = rw.where(expression, FIELDS)
-            except ValueError as exc:
-                return rw.query_error(str(exc))
-            rows = [row for row in rows if test(row)]
-        return rw.collection("Items", rows, now)
+        listed = rw.filtered(rows, request.query_params.get("where"), FIELDS)
+        if isinstance(listed, StoredAnswer):
+            return listed
+        return rw.collection("Items", listed, now)
 
     def _write(
         self,

@@ -109,14 +109,10 @@ class ReferenceApi:
     def _listed(
         self, request: Request, name: str, rows: list[dict[str, Any]], fields: tuple[str, ...]
     ) -> StoredAnswer:
-        expression = request.query_params.get("where")
-        if expression:
-            try:
-                test = rw.where(expression, fields)
-            except ValueError as exc:
-                return rw.query_error(str(exc))
-            rows = [row for row in rows if test(row)]
-        return rw.collection(name, rows, self._now())
+        listed = rw.filtered(rows, request.query_params.get("where"), fields)
+        if isinstance(listed, StoredAnswer):
+            return listed
+        return rw.collection(name, listed, self._now())
 
     # ----- tracking categories -------------------------------------------------------------------
     def tracking(self, request: Request, tenant_id: str, body: bytes) -> StoredAnswer:

@@ -184,6 +184,20 @@ def where(expression: str, fields: Iterable[str]) -> Callable[[Record], bool]:
     return lambda record: any(all(test(record) for test in group) for group in groups)
 
 
+def filtered(
+    rows: list[Record], expression: str | None, fields: Iterable[str]
+) -> list[Record] | StoredAnswer:
+    """``rows`` narrowed by a ``where`` expression (none: all of them), or Xero's answer to an
+    expression it cannot parse."""
+    if not expression:
+        return rows
+    try:
+        test = where(expression, fields)
+    except ValueError as exc:
+        return query_error(str(exc))
+    return [row for row in rows if test(row)]
+
+
 def _split(expression: str, words: tuple[str, str]) -> list[str]:
     """Split at ``words`` outside quotes (``A AND B`` / ``A && B``)."""
     parts, start, quoted, i = [], 0, False, 0
