@@ -104,6 +104,49 @@ def _tracking(ref: XeroReference, category: str, option: str) -> str | None:
     return None
 
 
+def _tax_fits_accounts(
+    config: IntegrationConfig, ref: XeroReference, mappings: Iterable[ExternalMapping]
+) -> Iterator[CodingProblem]:
+    """The default tax type goes on lines of every account the integration codes: Xero refuses
+    a tax type on an account of a class it does not apply to (sandbox/xero/document_rules.py)."""
+    rate = ref.tax_rate(config.default_tax_type or "")
+    if rate is None or not rate.applies_to:
+        return
+    codes = {config.default_account_code, *config.line_item_type_account_codes.values()}
+    mappings = list(mappings)
+    taxed = {m.m3ter_id for m in mappings if m.external_table.lower() == "taxrate"}
+    codes |= {  # a product with a TaxRate mapping of its own does not take the default
+        m.external_id
+        for m in mappings
+        if m.external_table.lower() == "account" and m.m3ter_id not in taxed
+    }
+    for code in sorted(c for c in codes if c):
+        account = ref.account(code)
+        if account is not None and account.account_class not in rate.applies_to:
+            yield CodingProblem(
+                "default_tax_type",
+                f"tax type {rate.tax_type} cannot be used on account code {account.code} "
+                f"({account.account_class.lower()}) in {ref.organisation}",
+            )
+
+
+def _product_tax_fits(
+    ref: XeroReference, mappings: list[ExternalMapping]
+) -> Iterator[CodingProblem]:
+    """A product mapped to both an account and a tax type: the tax must suit the account."""
+    accounts = {m.m3ter_id: m for m in mappings if m.external_table.lower() == "account"}
+    for m in mappings:
+        if m.external_table.lower() != "taxrate" or m.m3ter_id not in accounts:
+            continue
+        rate, account = ref.tax_rate(m.external_id), ref.account(accounts[m.m3ter_id].external_id)
+        if rate and account and rate.applies_to and account.account_class not in rate.applies_to:
+            yield CodingProblem(
+                f"external mapping {m.id} (product {m.m3ter_id} → Xero TaxRate)",
+                f"tax type {rate.tax_type} cannot be used on account code {account.code} "
+                f"({account.account_class.lower()}) in {ref.organisation}",
+            )
+
+
 def _mapping_problem(ref: XeroReference, m: ExternalMapping) -> str | None:
     table, value = m.external_table.lower(), m.external_id.strip()
     if table == "account":
@@ -138,11 +181,15 @@ def _problems(
             yield CodingProblem(f"line_item_type_account_codes.{line_type}", why)
     if config.default_tax_type and (why := _tax(ref, config.default_tax_type)):
         yield CodingProblem("default_tax_type", why)
+    elif config.default_tax_type:
+        yield from _tax_fits_accounts(config, ref, mappings)
     for n, choice in enumerate(config.tracking):
         if why := _tracking(ref, choice.category, choice.option):
             yield CodingProblem(f"tracking.{n}", why)
+    mappings = list(mappings)
     for m in mappings:
         if why := _mapping_problem(ref, m):
             yield CodingProblem(
                 f"external mapping {m.id} (product {m.m3ter_id} → Xero {m.external_table})", why
             )
+    yield from _product_tax_fits(ref, mappings)

@@ -177,3 +177,28 @@ def test_which_product_mappings_an_integration_uses_and_what_they_cost_to_check(
         False,
         True,
     )
+
+
+def test_the_default_tax_type_must_suit_every_account_the_integration_codes() -> None:
+    accounts = COLLECTIONS["Accounts"] + [
+        {"Code": "850", "Name": "Deferred", "Status": "ACTIVE", "Class": "LIABILITY",
+         "Type": "CURRLIAB"},
+    ]  # fmt: skip
+    ref = read_reference(
+        lambda c, p: accounts if c == "Accounts" else COLLECTIONS[c], items=False, tracking=False
+    )
+    cfg = config(
+        default_tax_type="OUTPUT2", line_item_type_account_codes={"COMMITMENT_CONSUMED": "850"}
+    )
+    (problem,) = check_coding(cfg, ref)
+    assert problem.field == "default_tax_type"
+    assert problem.message == (
+        "tax type OUTPUT2 cannot be used on account code 850 (liability) in Demo Company (UK)"
+    )
+    mapped = check_coding(config(default_tax_type="OUTPUT2"), ref, [mapping("Account", "850")])
+    assert [p.field for p in mapped] == ["default_tax_type"]
+    own_tax = [mapping("Account", "850"), mapping("TaxRate", "OUTPUT2")]  # product 1 has its own
+    (problem,) = check_coding(config(default_tax_type="OUTPUT2"), ref, own_tax)
+    assert problem.field == "external mapping map-1 (product prod-1 → Xero TaxRate)"
+    assert "cannot be used on account code 850 (liability)" in problem.message
+    assert check_coding(config(default_tax_type="OUTPUT2", default_account_code="200"), ref) == []
