@@ -8,6 +8,7 @@ again and, failing again, is a failure of this run too, with what a person needs
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -171,6 +172,16 @@ def plan_page(
                 _failure(config, bill, account, Outcome.CURRENCY_NOT_SUBSCRIBED, reason)
             )
             continue
+        locked = _locked(document, xero)
+        if locked:
+            plan.fates.append(
+                Fate(bill.id, version, Outcome.ACCOUNTING_PERIOD_CLOSED,
+                     account_id=bill.account_id, reason=locked)
+            )  # fmt: skip
+            plan.failures.append(
+                _failure(config, bill, account, Outcome.ACCOUNTING_PERIOD_CLOSED, locked)
+            )
+            continue
         kind: Kind = result.kind or "invoice"
         same_kind = entry is not None and entry.document_type == kind
         # A bill whose sign changed since its document was made (an invoice that is now a
@@ -198,6 +209,25 @@ def plan_page(
             )
         )
     return plan
+
+
+def _locked(document: dict[str, Any], xero: XeroReference | None) -> str | None:
+    """Why Xero would refuse an AUTHORISED document dated on or before the organisation's lock
+    date (drafts and submitted ones it takes; sandbox/xero/document_rules.py cites the rule),
+    or None."""
+    if xero is None or xero.lock_date is None or document.get("Status") != "AUTHORISED":
+        return None
+    raw = document.get("Date")
+    try:
+        day = dt.date.fromisoformat(str(raw)) if raw else None
+    except ValueError:
+        return None
+    if day is None or day > xero.lock_date:
+        return None
+    return (
+        f"dated {day.isoformat()}, on or before the lock date {xero.lock_date.isoformat()} of "
+        f"{xero.organisation or 'the Xero organisation'}"
+    )
 
 
 def _date(bill: Bill) -> str | None:

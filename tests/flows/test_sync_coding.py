@@ -585,3 +585,32 @@ def test_a_contact_archived_in_xero_stops_its_bills_until_it_is_restored(
     with xero_client(main) as client:
         for doc in docs.values():  # the contact found by its number, not made again
             assert full_document(client, doc)["Contact"]["ContactID"] == made["ContactID"]
+
+
+def test_authorised_bills_in_a_locked_period_wait_without_a_call(
+    sync_env, connect, xero_server, m3ter_sandbox
+):
+    """The organisation's lock date is known before posting: an AUTHORISED document dated on
+    or before it is ACCOUNTING_PERIOD_CLOSED with no document call; moving the lock sends it."""
+    main = connect("Locked", invoice_status="AUTHORISED", default_account_code="200")
+    bills = {r.id: m3ter_sandbox.bill(r.id) for r in m3ter_sandbox.bills}
+    lock = max(str(b.get("externalInvoiceDate") or b["billDate"]) for b in bills.values())
+    books(xero_server, UK, lock_dates={"period": lock})
+    before = calls(xero_server)
+    state = sync_bills(return_state=True)
+    assert state.is_failed()
+    ledger = ledger_of(main["id"])
+    assert {e.outcome for e in ledger.values()} == {Outcome.ACCOUNTING_PERIOD_CLOSED}
+    assert set(ledger) == set(bills)
+    assert all(f"on or before the lock date {lock}" in e.reason for e in ledger.values())
+    n = len(bills)
+    assert state.message == f"{n} bills not sent: {n} accounting period closed in Xero"
+    made = calls(xero_server) - before
+    assert not [e for e in made if e.split()[1] in ("Invoices", "CreditNotes")], made
+    assert not xero_docs(xero_server, main["tenant_id"])
+
+    # A person moves the lock date; the next sync retries them (a closed period needs a person
+    # first, so rerun_failed_syncs leaves it to the sync).
+    books(xero_server, UK, lock_dates={"period": None})
+    assert sync_bills(return_state=True).is_completed()
+    assert set(xero_docs(xero_server, main["tenant_id"])) == set(bills)
