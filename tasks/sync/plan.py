@@ -153,34 +153,12 @@ def plan_page(
             if _same_skip(entry, version, outcome, result.reason):
                 plan.unchanged += 1
                 continue
-            plan.fates.append(
-                Fate(bill.id, version, outcome, account_id=bill.account_id, reason=result.reason)
-            )
-            if outcome in FAILED:
-                plan.failures.append(_failure(config, bill, account, outcome, result.reason))
+            _not_sent(plan, config, bill, account, outcome, result.reason)
             continue
         document = result.document or {}
-        currency = str(document.get("CurrencyCode") or "")
-        if xero is not None and currency and currency.upper() not in xero.currencies:
-            org = xero.organisation or "the Xero organisation"
-            reason = f"{org} is not subscribed to currency {currency}"
-            plan.fates.append(
-                Fate(bill.id, version, Outcome.CURRENCY_NOT_SUBSCRIBED, account_id=bill.account_id,
-                     reason=reason)
-            )  # fmt: skip
-            plan.failures.append(
-                _failure(config, bill, account, Outcome.CURRENCY_NOT_SUBSCRIBED, reason)
-            )
-            continue
-        locked = _locked(document, xero)
-        if locked:
-            plan.fates.append(
-                Fate(bill.id, version, Outcome.ACCOUNTING_PERIOD_CLOSED,
-                     account_id=bill.account_id, reason=locked)
-            )  # fmt: skip
-            plan.failures.append(
-                _failure(config, bill, account, Outcome.ACCOUNTING_PERIOD_CLOSED, locked)
-            )
+        refusal = _refused_by(document, xero)
+        if refusal is not None:
+            _not_sent(plan, config, bill, account, *refusal)
             continue
         kind: Kind = result.kind or "invoice"
         same_kind = entry is not None and entry.document_type == kind
@@ -211,11 +189,32 @@ def plan_page(
     return plan
 
 
-def _locked(document: dict[str, Any], xero: XeroReference | None) -> str | None:
-    """Why Xero would refuse an AUTHORISED document dated on or before the organisation's lock
-    date (drafts and submitted ones it takes; sandbox/xero/document_rules.py cites the rule),
-    or None."""
-    if xero is None or xero.lock_date is None or document.get("Status") != "AUTHORISED":
+def _not_sent(
+    plan: PagePlan,
+    config: IntegrationConfig,
+    bill: Bill,
+    account: Account,
+    outcome: Outcome,
+    reason: str,
+) -> None:
+    """Record that ``bill`` is not sent, for ``reason``; a failure is reported too."""
+    fate = Fate(bill.id, bill_version(bill), outcome, account_id=bill.account_id, reason=reason)
+    plan.fates.append(fate)
+    if outcome in FAILED:
+        plan.failures.append(_failure(config, bill, account, outcome, reason))
+
+
+def _refused_by(document: dict[str, Any], xero: XeroReference | None) -> tuple[Outcome, str] | None:
+    """What the organisation would refuse ``document`` for, known without a call: a currency it
+    has not subscribed to, or an AUTHORISED document dated on or before its lock date (drafts and
+    submitted ones it takes; sandbox/xero/document_rules.py cites the rule). None: nothing."""
+    if xero is None:
+        return None
+    org = xero.organisation or "the Xero organisation"
+    currency = str(document.get("CurrencyCode") or "")
+    if currency and currency.upper() not in xero.currencies:
+        return Outcome.CURRENCY_NOT_SUBSCRIBED, f"{org} is not subscribed to currency {currency}"
+    if xero.lock_date is None or document.get("Status") != "AUTHORISED":
         return None
     raw = document.get("Date")
     try:
@@ -224,9 +223,10 @@ def _locked(document: dict[str, Any], xero: XeroReference | None) -> str | None:
         return None
     if day is None or day > xero.lock_date:
         return None
+    lock = xero.lock_date.isoformat()
     return (
-        f"dated {day.isoformat()}, on or before the lock date {xero.lock_date.isoformat()} of "
-        f"{xero.organisation or 'the Xero organisation'}"
+        Outcome.ACCOUNTING_PERIOD_CLOSED,
+        f"dated {day.isoformat()}, on or before the lock date {lock} of {org}",
     )
 
 
