@@ -25,7 +25,7 @@ from tasks.sync.calls import DailyLimitReached
 from tasks.sync.plan import Send
 from tasks.sync.run import PostRun
 from tasks.xero.contacts import contact_fingerprint
-from tasks.xero.invoices import MAX_BATCH, contact_errors
+from tasks.xero.invoices import MAX_BATCH, element_errors
 
 __all__ = ["ensure_contacts"]
 
@@ -98,7 +98,7 @@ def _upsert(
     problems: dict[str, str] = {}
     for contact, element in zip(chunk, answer, strict=False):
         number = contact["ContactNumber"]
-        errors = contact_errors(element)
+        errors = element_errors(element)
         if errors or not element.get("ContactID"):
             problems[number] = "Xero refused the contact: " + ("; ".join(errors) or "no id")
             continue

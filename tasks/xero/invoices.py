@@ -96,9 +96,12 @@ def _messages(element: dict[str, Any]) -> list[str]:
     ]
 
 
-def contact_errors(element: dict[str, Any]) -> list[str]:
-    """Xero's messages for one element of a batch answer (empty when it was taken)."""
-    return _messages(element) if element.get("HasErrors") else []
+def element_errors(element: dict[str, Any]) -> list[str]:
+    """Xero's messages for one element of a batch answer (empty when it was taken). Invoices
+    and credit notes flag a refusal with ``HasErrors``; contacts and payments with
+    ``HasValidationErrors`` (the spec's examples)."""
+    flagged = element.get("HasErrors") or element.get("HasValidationErrors")
+    return _messages(element) if flagged else []
 
 
 def _check_key(key: str) -> None:
@@ -203,7 +206,7 @@ class XeroAccountingClient:
         self, contacts: list[dict[str, Any]], *, idempotency_key: str
     ) -> list[dict[str, Any]]:
         """Create or update up to ``MAX_BATCH`` contacts in one call; each answer element has
-        ``HasErrors`` / ``ValidationErrors`` of its own (``contact_errors`` reads them)."""
+        its own verdict (``element_errors`` reads it)."""
         if len(contacts) > MAX_BATCH:
             raise ValueError(f"at most {MAX_BATCH} Contacts per call, got {len(contacts)}")
         _check_key(idempotency_key)
@@ -282,7 +285,7 @@ class XeroAccountingClient:
 
     @staticmethod
     def _result(coll: _Collection, element: dict[str, Any]) -> InvoiceResult:
-        errors = _messages(element) if element.get("HasErrors") else []
+        errors = element_errors(element)
         return InvoiceResult(
             invoice_id=element.get(coll.id_field),
             invoice_number=element.get(coll.number_field),

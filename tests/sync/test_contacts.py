@@ -39,7 +39,12 @@ class ContactXero(FakeXero):
             number = contact["ContactNumber"]
             if number in self.refuse_contacts:
                 errors = [{"Message": self.refuse_contacts[number]}]
-                out.append({**contact, "HasErrors": True, "ValidationErrors": errors})
+                # Contacts flag a refusal as the spec's examples do: HasValidationErrors; a known
+                # contact's refused update still carries its ContactID.
+                known = {k: v for k, v in self.contacts.get(number, {}).items() if k == "ContactID"}
+                out.append(
+                    {**contact, **known, "HasValidationErrors": True, "ValidationErrors": errors}
+                )
                 continue
             stored = self.contacts.setdefault(
                 number, {"ContactID": f"contact-{next(self.contact_ids)}"}
@@ -146,6 +151,20 @@ def test_a_refused_contact_fails_only_its_own_bills(world: World) -> None:
     assert fates["bill-2"].outcome is Outcome.ERROR
     assert "Email address must be valid." in (fates["bill-2"].reason or "")
     assert report.created == 1
+
+
+def test_a_refused_update_of_a_known_contact_is_not_taken_for_done(world: World) -> None:
+    world.post([billed(1, account(1))])
+    world.xero.refuse_contacts["acc-1"] = "Email address must be valid."
+    world.post([billed(2, account(1, emailAddress="not-an-address"))])
+    entry = world.fates()["bill-2"]
+    assert entry.outcome is Outcome.ERROR and "Email address must be valid." in (entry.reason or "")
+    # Not remembered as sent: the same details go to Xero again next time (and are taken now).
+    world.xero.calls.clear()
+    world.xero.refuse_contacts.clear()
+    world.post([billed(2, account(1, emailAddress="not-an-address"), version=2)])
+    assert world.xero.methods()[0] == "post_contacts"
+    assert world.fates()["bill-2"].outcome is Outcome.COMPLETE
 
 
 def test_a_call_refused_outright_fails_the_bills_of_that_batch(world: World) -> None:
