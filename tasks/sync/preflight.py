@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from config.integration import IntegrationConfig
 from tasks.m3ter.models import ExternalMapping
 from tasks.mapping import preferred_mappings
-from tasks.xero.reference import XeroReference
+from tasks.xero.reference import AccountRef, TaxRef, XeroReference
 
 __all__ = ["CodingProblem", "check_coding", "product_mappings", "reference_needs"]
 
@@ -104,16 +104,23 @@ def _tracking(ref: XeroReference, category: str, option: str) -> str | None:
     return None
 
 
+def _tax_on(ref: XeroReference, rate: TaxRef | None, account: AccountRef | None) -> str | None:
+    """Why ``rate`` cannot go on ``account`` (a class it does not apply to), or None."""
+    if rate and account and rate.applies_to and account.account_class not in rate.applies_to:
+        return (
+            f"tax type {rate.tax_type} cannot be used on account code {account.code} "
+            f"({account.account_class.lower()}) in {ref.organisation}"
+        )
+    return None
+
+
 def _tax_fits_accounts(
-    config: IntegrationConfig, ref: XeroReference, mappings: Iterable[ExternalMapping]
+    config: IntegrationConfig, ref: XeroReference, mappings: list[ExternalMapping]
 ) -> Iterator[CodingProblem]:
     """The default tax type goes on lines of every account the integration codes: Xero refuses
     a tax type on an account of a class it does not apply to (sandbox/xero/document_rules.py)."""
     rate = ref.tax_rate(config.default_tax_type or "")
-    if rate is None or not rate.applies_to:
-        return
     codes = {config.default_account_code, *config.line_item_type_account_codes.values()}
-    mappings = list(mappings)
     taxed = {m.m3ter_id for m in mappings if m.external_table.lower() == "taxrate"}
     codes |= {  # a product with a TaxRate mapping of its own does not take the default
         m.external_id
@@ -121,13 +128,8 @@ def _tax_fits_accounts(
         if m.external_table.lower() == "account" and m.m3ter_id not in taxed
     }
     for code in sorted(c for c in codes if c):
-        account = ref.account(code)
-        if account is not None and account.account_class not in rate.applies_to:
-            yield CodingProblem(
-                "default_tax_type",
-                f"tax type {rate.tax_type} cannot be used on account code {account.code} "
-                f"({account.account_class.lower()}) in {ref.organisation}",
-            )
+        if why := _tax_on(ref, rate, ref.account(code)):
+            yield CodingProblem("default_tax_type", why)
 
 
 def _product_tax_fits(
@@ -139,11 +141,9 @@ def _product_tax_fits(
         if m.external_table.lower() != "taxrate" or m.m3ter_id not in accounts:
             continue
         rate, account = ref.tax_rate(m.external_id), ref.account(accounts[m.m3ter_id].external_id)
-        if rate and account and rate.applies_to and account.account_class not in rate.applies_to:
+        if why := _tax_on(ref, rate, account):
             yield CodingProblem(
-                f"external mapping {m.id} (product {m.m3ter_id} → Xero TaxRate)",
-                f"tax type {rate.tax_type} cannot be used on account code {account.code} "
-                f"({account.account_class.lower()}) in {ref.organisation}",
+                f"external mapping {m.id} (product {m.m3ter_id} → Xero TaxRate)", why
             )
 
 
@@ -172,8 +172,9 @@ def check_coding(
 
 
 def _problems(
-    config: IntegrationConfig, ref: XeroReference, mappings: Iterable[ExternalMapping]
+    config: IntegrationConfig, ref: XeroReference, given: Iterable[ExternalMapping]
 ) -> Iterator[CodingProblem]:
+    mappings = list(given)
     if config.default_account_code and (why := _account(ref, config.default_account_code)):
         yield CodingProblem("default_account_code", why)
     for line_type, code in sorted(config.line_item_type_account_codes.items()):
@@ -186,7 +187,6 @@ def _problems(
     for n, choice in enumerate(config.tracking):
         if why := _tracking(ref, choice.category, choice.option):
             yield CodingProblem(f"tracking.{n}", why)
-    mappings = list(mappings)
     for m in mappings:
         if why := _mapping_problem(ref, m):
             yield CodingProblem(

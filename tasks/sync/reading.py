@@ -123,9 +123,9 @@ class Rules:
                 self._reference, self.xero_calls = organisation_reference(
                     self.integration, self.tenant_id, self.mappings(), self.run_key
                 )
+            except Interrupted:
+                raise  # the run is stopping: not a reason to go unchecked
             except (AuthError, TransientError) as exc:
-                if isinstance(exc, Interrupted):
-                    raise
                 self._unread = True
                 get_run_logger().warning(
                     "could not read the Xero organisation, so its documents go unchecked: %s", exc
