@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
+import m3ter
 import pytest
 from starlette.applications import Starlette
 
@@ -70,3 +71,18 @@ def client(m3ter_server: Running, sleeps: list[float]) -> Iterator[M3terClient]:
         sleep=sleeps.append,
     ) as c:
         yield c
+
+
+@pytest.fixture
+def sdk(m3ter_server: Running) -> Iterator[m3ter.M3ter]:
+    """m3ter's own Python SDK on the sandbox, checking every answer strictly."""
+    client = m3ter.M3ter(
+        api_key=DEFAULT_CLIENT_ID,
+        api_secret=DEFAULT_CLIENT_SECRET,
+        org_id=DEFAULT_ORG_ID,
+        base_url=m3ter_server.url,
+        max_retries=0,
+        _strict_response_validation=True,
+    )
+    yield client
+    client.close()

@@ -18,9 +18,6 @@ from sandbox.m3ter import catalogue
 from sandbox.m3ter import generator as gen
 from sandbox.m3ter.mappings import PRODUCT_MAPPINGS
 from sandbox.m3ter.state import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    DEFAULT_ORG_ID,
     M3terSandbox,
 )
 from tasks.m3ter.client import M3terClient
@@ -202,20 +199,6 @@ def test_client_lists_product_mappings(client: M3terClient) -> None:
     assert [m.external_id for m in items] == ["SUPPORT"]
     # The contact mappings the sync already reads are as they were.
     assert len(client.list_external_mappings()) == 16
-
-
-@pytest.fixture
-def sdk(m3ter_server: Running) -> Iterator[m3ter.M3ter]:
-    client = m3ter.M3ter(
-        api_key=DEFAULT_CLIENT_ID,
-        api_secret=DEFAULT_CLIENT_SECRET,
-        org_id=DEFAULT_ORG_ID,
-        base_url=m3ter_server.url,
-        max_retries=0,
-        _strict_response_validation=True,
-    )
-    yield client
-    client.close()
 
 
 def test_sdk_parses_product_mappings(sdk: m3ter.M3ter) -> None:

@@ -7,7 +7,6 @@ JSON is parsed with our models and the key fields must agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 
 import httpx
@@ -22,23 +21,9 @@ from m3ter.types import (
 
 from sandbox.m3ter import generator as gen
 from sandbox.m3ter.mappings import PRODUCT_MAPPINGS
-from sandbox.m3ter.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID
+from sandbox.m3ter.state import DEFAULT_CLIENT_ID, DEFAULT_ORG_ID
 from tasks.m3ter.models import LINE_ITEM_TYPES, Account, Bill, ExternalMapping
 from tests.m3ter.conftest import Running, sandbox_token
-
-
-@pytest.fixture
-def sdk(m3ter_server: Running) -> Iterator[m3ter.M3ter]:
-    client = m3ter.M3ter(
-        api_key=DEFAULT_CLIENT_ID,
-        api_secret=DEFAULT_CLIENT_SECRET,
-        org_id=DEFAULT_ORG_ID,
-        base_url=m3ter_server.url,
-        max_retries=0,
-        _strict_response_validation=True,
-    )
-    yield client
-    client.close()
 
 
 def _dec(value: float | None) -> Decimal | None:
