@@ -109,3 +109,31 @@ def validate_response(spec_name: str, path: str, method: str, status: int, body:
     validator = OAS30ReadValidator(root, format_checker=FORMATS)
     errors = list(validator.iter_errors(_wire(body)))
     assert not errors, _messages(errors)
+
+
+def request_body(schema_name: str | None, body: Any) -> str | None:
+    """What a raw call sends for ``body`` (our exact money writer), checked against
+    ``schema_name`` first (None: a body the spec would refuse, sent on purpose)."""
+    if body is None:
+        return None
+    from tasks.xero import money_json
+
+    content = money_json.dumps(body)
+    if schema_name:
+        validate_schema(ACCOUNTING, schema_name, json.loads(content))
+    return content
+
+
+def check_answer(template: str, method: str, answer: Any, *, strict: bool = True) -> None:
+    """A 200 or 400 Accounting API answer against the spec's schema for it, and a 400's body
+    against ``Error`` too (the spec's 400 is a shared, $ref'd answer). ``strict``: the spec must
+    document that status for the operation; otherwise an undocumented one (no 400 on GETs) is
+    left unchecked."""
+    status = answer.status_code
+    if status not in (200, 400):
+        return
+    documented = spec(ACCOUNTING)["paths"][template][method.lower()]["responses"]
+    if strict or str(status) in documented:
+        validate_response(ACCOUNTING, template, method, status, answer.json())
+    if status == 400:
+        validate_schema(ACCOUNTING, "Error", answer.json())

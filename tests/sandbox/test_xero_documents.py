@@ -24,7 +24,10 @@ from xero_python.api_client import ApiClient
 from sandbox.serve import ServerHandle
 from sandbox.xero.state import DEFAULT_ORGS
 from tasks.xero import money_json
-from tests.sandbox.openapi import spec, validate_response, validate_schema
+from tests.sandbox.openapi import (
+    check_answer,
+    request_body,
+)
 
 SPEC = "xero_accounting.yaml"
 API = "/api.xro/2.0"
@@ -63,18 +66,11 @@ class Xero:
         template: str | None = None,
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}", "xero-tenant-id": self.tenants[tenant]}
-        content = None if body is None else money_json.dumps(body)
         collection = path.split("/")[1]
-        if content is not None:
-            validate_schema(SPEC, collection, json.loads(content))
+        content = request_body(collection, body)
         answer = self.http.request(method, API + path, content=content, headers=headers,
                                    params=params)  # fmt: skip
-        operation = (template or path, method.lower())
-        responses = spec(SPEC)["paths"][operation[0]][operation[1]]["responses"]
-        if answer.status_code in (200, 400) and str(answer.status_code) in responses:
-            validate_response(SPEC, *operation, answer.status_code, answer.json())
-        if answer.status_code == 400:
-            validate_schema(SPEC, "Error", answer.json())
+        check_answer(template or path, method, answer, strict=False)
         if answer.status_code == 200:
             raw = SimpleNamespace(text=answer.text, data=answer.content)
             model, attribute = MODELS[collection]
