@@ -146,17 +146,18 @@ def check_with_organisation(config: IntegrationConfig, credential: CredentialVie
         raise InvalidInput(first.message + (more if len(problems) > 1 else ""), field=first.field)
 
 
-def coded(config: IntegrationConfig) -> bool:
-    """Whether the configuration names any Xero code of its own."""
-    return any(getattr(config, f) for f in CODING_FIELDS)
-
-
+#: The options that name Xero codes (checked against the organisation when they change).
 CODING_FIELDS = (
     "default_account_code",
     "default_tax_type",
     "line_item_type_account_codes",
     "tracking",
 )
+
+
+def coded(config: IntegrationConfig) -> bool:
+    """Whether the configuration names any Xero code of its own."""
+    return any(getattr(config, f) for f in CODING_FIELDS)
 
 
 def coding_changed(old: IntegrationConfig, new: IntegrationConfig) -> bool:
