@@ -13,18 +13,16 @@ failed. Memory holds a few pages, the integration's accounts and the posts in fl
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import (
     create_markdown_artifact,
     create_table_artifact,
 )
-from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 
 from config.errors import Interrupted, NotFound, RunFailed
@@ -43,7 +41,8 @@ from tasks.prefect_engine import (
     reported,
 )
 from tasks.sync import handoff, stopping
-from tasks.sync.engine import count_run, organisation_of, sync_integration_body
+from tasks.sync.assembly import run_integration
+from tasks.sync.ending import count_run, organisation_of
 from tasks.sync.failures import report_markdown
 from tasks.sync.feed import (
     BillFeed,
@@ -55,6 +54,7 @@ from tasks.sync.lease import IntegrationBusy, IntegrationLease
 from tasks.sync.report import LISTED, IntegrationReport, message_of
 from tasks.sync.runtime import tune_process
 from tasks.sync.scope import can_share, nothing_new, shared_plan
+from tasks.threads import side_by_side
 
 prompt_flow_exit()  # a flow run returns when it is over (tasks.prefect_engine)
 quiet_expected_failures()  # an expected Failed end logs no traceback
@@ -108,8 +108,15 @@ def sync_integration(
     with ExitStack() as closing:
         if dry_run:
             return _ended(
-                sync_integration_body(
-                    closing, settings, integration_id, since, dry_run, bill_ids, shared
+                run_integration(
+                    closing,
+                    settings,
+                    integration_id,
+                    since=since,
+                    dry_run=dry_run,
+                    bill_ids=bill_ids,
+                    shared=shared,
+                    log=logger,
                 )
             )
         holder = flow_run_id() or uuid.uuid4().hex
@@ -119,8 +126,15 @@ def sync_integration(
                 shared.leave(integration_id)  # waiting must not hold back the other readers
                 shared = None
             with lease:
-                report = sync_integration_body(
-                    closing, settings, integration_id, since, dry_run, bill_ids, shared
+                report = run_integration(
+                    closing,
+                    settings,
+                    integration_id,
+                    since=since,
+                    dry_run=dry_run,
+                    bill_ids=bill_ids,
+                    shared=shared,
+                    log=logger,
                 )
         except (IntegrationBusy, Interrupted) as exc:  # Interrupted: the database went away
             logger.error("%s", exc)
@@ -235,16 +249,8 @@ def _isolated(view: IntegrationView, **kwargs: Any) -> IntegrationReport:
         dry_run=bool(kwargs.get("dry_run")),
         problem=f"sync crashed: {str(state.message)[:300]}",
     )
-    count_run(settings, view, report)
+    count_run(settings, view, report, get_run_logger())
     return report
-
-
-@task(name="sync integration", cache_policy=NO_CACHE, persist_result=False)
-def sync_one(view: IntegrationView, **kwargs: Any) -> Any:
-    """Carries one integration's subflow so integrations run side by side (their tenants'
-    limits are shared by every worker through the project database, so running together is
-    safe). Failed, with the report, when its subflow is."""
-    return _ended(_isolated(view, **kwargs))
 
 
 def _concurrently(
@@ -252,32 +258,26 @@ def _concurrently(
     per_view: dict[str, dict[str, Any]] | None = None,
     **kwargs: Any,
 ) -> list[IntegrationReport]:
-    """Each integration's subflow, side by side; ``per_view`` adds arguments by integration id."""
+    """Each integration's subflow, side by side (their tenants' limits are shared by every
+    worker through the project database, so running together is safe); ``per_view`` adds
+    arguments by integration id."""
     extra = per_view or {}
-    if len(views) <= 1:
-        return [_isolated(v, **kwargs, **extra.get(v.id, {})) for v in views]
-    futures = [
-        sync_one.with_options(task_run_name=f"sync {v.name}").submit(
-            v, **kwargs, **extra.get(v.id, {})
-        )
-        for v in views
-    ]
     timeout = get_settings().sync_run_timeout_seconds
-    deadline = time.monotonic() + timeout
-    reports = []
-    for view, future in zip(views, futures, strict=True):
-        try:
-            left = max(0.0, deadline - time.monotonic())
-            reports.append(reported(future.result(timeout=left, raise_on_failure=False)))
-        except TimeoutError:  # its waits are bounded, so only a stuck thread gets here
-            reports.append(
-                IntegrationReport(
-                    view.name,
-                    view.id,
-                    problem=f"not synced to the end: its sync did not end within {timeout:.0f} s",
-                )
-            )
-    return reports
+    ended = side_by_side(
+        [lambda v=v: _isolated(v, **kwargs, **extra.get(v.id, {})) for v in views],
+        timeout,
+        name="sync-integration",
+    )
+    return [
+        report
+        if isinstance(report, IntegrationReport)
+        else IntegrationReport(  # its waits are bounded, so only a stuck thread gets here
+            view.name,
+            view.id,
+            problem=f"not synced to the end: its sync did not end within {timeout:.0f} s",
+        )
+        for view, report in zip(views, ended, strict=True)
+    ]
 
 
 @flow(name="sync_bills")

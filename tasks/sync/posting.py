@@ -1,123 +1,98 @@
 """Posting an integration's planned documents to Xero, and the fate of every one of them.
 
-``post_sends`` is the Prefect task (one per group of documents); ``Posting`` feeds it from the
-sync's page loop and settles what it reports; bills the sync could not send are recorded with
-why (``defer_sends``, ``defer_bills``) so the next run, or ``rerun_failed_syncs``, sends them.
+``Posting`` groups the sync's planned documents, hands each group to a poster (``submit``: in a
+flow run, the ``post to Xero`` task of ``tasks.sync.post_task``) and settles what each reports;
+bills the sync could not send are recorded with why (``defer_sends``, ``defer_bills``) so the
+next run, or ``rerun_failed_syncs``, sends them. Plain code: the poster, the ledger and the
+tenant's limits are given to it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
-from collections.abc import Iterable
-from typing import Any
-
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture, PrefectWrappedFuture
-from prefect.utilities.annotations import quote
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from config.errors import Interrupted
-from config.settings import Settings, get_settings
-from store.factory import database
-from store.integrations import IntegrationView
+from config.settings import Settings
 from store.ledger import Fate, Ledger, Outcome
 from tasks.m3ter.models import Bill
-from tasks.prefect_engine import expected_failure, flow_run_id, reported
-from tasks.sync import handoff
-from tasks.sync.failures import count_causes, not_sent
-from tasks.sync.fates import interrupted_reason
+from tasks.sync.fates import PostReport, interrupted_reason, unsent_fate
 from tasks.sync.kinds import KINDS
-from tasks.sync.limits import TenantSlots, ensure_tenant_limits
-from tasks.sync.organisation import xero_client
 from tasks.sync.plan import Send, bill_version
-from tasks.sync.post import PostReport, TenantPoster, unsent_fate
 from tasks.sync.report import IntegrationReport
 
+Log = logging.Logger | logging.LoggerAdapter[Any]
 
-@task(name="post to Xero", cache_policy=NO_CACHE, persist_result=False)
-def post_sends(integration: IntegrationView, tenant_id: str, documents: str) -> Any:
-    """Post a group of documents (handed over as ``documents``, see ``tasks.sync.handoff``) to
-    the tenant in batches of up to 50. Returns the ``PostReport``; as a Failed state (with the
-    report in its ``RunFailed``) when any of them did not reach Xero."""
-    sends: list[Send] = handoff.take(documents)
-    settings = get_settings()
-    with (
-        xero_client(settings, integration, tenant_id) as client,
-        TenantSlots(settings, tenant_id) as slots,
-    ):
-        poster = TenantPoster(
-            slots=slots,
-            settings=settings,
-            client=client,
-            ledger=Ledger(database(settings)),
-            integration_id=integration.id,
-            tenant_id=tenant_id,
-            run_id=flow_run_id(),
-            log=get_run_logger(),
-        )
-        report = poster.post(sends)
-    if not report.failures:
+
+class PostHandle(Protocol):
+    """A group of documents on its way to Xero (a posting task's future, in a flow run)."""
+
+    def done(self) -> bool:
+        """Whether the poster is over (its report can be read without waiting)."""
+        ...
+
+    def report(self, timeout: float) -> Any:
+        """The poster's ``PostReport`` (``TimeoutError`` once ``timeout`` seconds pass; the
+        poster's own exception when it crashed)."""
+        ...
+
+
+#: Hands a group to a poster: ``submit(sends, what, number)``; ``what`` ("23 invoices") and
+#: ``number`` (the run's n-th group) name it for people.
+Submit = Callable[[list[Send], str, int], PostHandle]
+
+
+@dataclass
+class Recorder:
+    """Writes the fates of bills not sent to the ledger, with the run that decided them; when the
+    database is away, logs what could not be written (the next sync reads those bills again)."""
+
+    integration_id: str
+    tenant_id: str
+    ledger: Ledger
+    run_id: str | None
+    log: Log
+
+    def defer_sends(self, sends: list[Send], outcome: Outcome, reason: str) -> PostReport:
+        """Record bills not attempted this run (after a daily limit, an auth failure, an
+        interruption)."""
+        fates = [unsent_fate(send, self.tenant_id, outcome, reason) for send in sends]
+        self.record(fates)
+        report = PostReport()
+        for fate, send in zip(fates, sends, strict=True):
+            report.add(fate, update=False, send=send)
         return report
-    message = not_sent(count_causes(report.failures), of=len(sends))
-    return expected_failure(message, report)
 
+    def defer_bills(self, bills: list[Bill], why: str) -> PostReport:
+        """Record bills read but not planned when the run was interrupted (INTERRUPTED: the next
+        run, or ``rerun_failed_syncs``, plans and sends them)."""
+        reason = interrupted_reason(why)
+        fates = [
+            Fate(b.id, bill_version(b), Outcome.INTERRUPTED, account_id=b.account_id, reason=reason)
+            for b in bills
+        ]
+        self.record(fates)
+        report = PostReport()
+        for fate in fates:
+            report.add(fate, update=False)
+        return report
 
-def _finished(future: PrefectFuture[Any]) -> bool:
-    """Whether a posting task is over, asked of its thread's future: ``future.state`` opens a
-    Prefect client and reads the task run from the API, once per planned task."""
-    if isinstance(future, PrefectWrappedFuture):
-        return bool(future.wrapped_future.done())
-    return future.state.is_final()
-
-
-def defer_sends(
-    integration: IntegrationView,
-    tenant_id: str,
-    sends: list[Send],
-    outcome: Outcome,
-    reason: str,
-    logger: Any,
-) -> PostReport:
-    """Record bills not attempted this run (after a daily limit, an auth failure, an
-    interruption); when the database is away too, they are only counted."""
-    fates = [unsent_fate(send, tenant_id, outcome, reason) for send in sends]
-    record_if_possible(integration, fates, logger)
-    report = PostReport()
-    for fate, send in zip(fates, sends, strict=True):
-        report.add(fate, update=False, send=send)
-    return report
-
-
-def defer_bills(
-    integration: IntegrationView, tenant_id: str, bills: list[Bill], why: str, logger: Any
-) -> PostReport:
-    """Record bills read but not planned when the run was interrupted (INTERRUPTED: the next
-    run, or ``rerun_failed_syncs``, plans and sends them)."""
-    reason = interrupted_reason(why)
-    fates = [
-        Fate(b.id, bill_version(b), Outcome.INTERRUPTED, account_id=b.account_id, reason=reason)
-        for b in bills
-    ]
-    record_if_possible(integration, fates, logger)
-    report = PostReport()
-    for fate in fates:
-        report.add(fate, update=False)
-    return report
-
-
-def record_if_possible(integration: IntegrationView, fates: list[Fate], logger: Any) -> None:
-    """Write ``fates`` to the ledger; when the database is away, log what could not be written."""
-    if not fates:
-        return
-    try:
-        Ledger(database(get_settings())).record(integration.id, fates, sync_run_id=flow_run_id())
-    except Interrupted as exc:
-        logger.error(
-            "could not record %d bill(s) %s in the ledger (%s); the next sync reads them again",
-            len(fates),
-            fates[0].outcome.value,
-            exc,
-        )
+    def record(self, fates: list[Fate]) -> None:
+        """Write ``fates`` to the ledger, or log that the database would not take them."""
+        if not fates:
+            return
+        try:
+            self.ledger.record(self.integration_id, fates, sync_run_id=self.run_id)
+        except Interrupted as exc:
+            self.log.error(
+                "could not record %d bill(s) %s in the ledger (%s); the next sync reads them again",
+                len(fates),
+                fates[0].outcome.value,
+                exc,
+            )
 
 
 class Posting:
@@ -133,19 +108,23 @@ class Posting:
     def __init__(
         self,
         settings: Settings,
-        integration: IntegrationView,
-        tenant_id: str,
-        organisation: str,
         report: IntegrationReport,
+        *,
+        submit: Submit,
+        recorder: Recorder,
+        prepare: Callable[[], None] = lambda: None,
+        log: Log | None = None,
     ) -> None:
+        """``submit`` hands a group to a poster; ``recorder`` writes what is not sent;
+        ``prepare`` runs before the first group goes (the tenant's limits made sure of)."""
         self.settings = settings
-        self.integration = integration
-        self.tenant_id = tenant_id
-        self.organisation = organisation
         self.report = report
-        self.logger = get_run_logger()
+        self.submit = submit
+        self.recorder = recorder
+        self.prepare = prepare
+        self.logger = log or logging.getLogger(__name__)
         self.window = max(1, settings.xero_tenant_concurrency)
-        self.in_flight: deque[tuple[PrefectFuture[Any], list[Send]]] = deque()
+        self.in_flight: deque[tuple[PostHandle, list[Send]]] = deque()
         self.pending: dict[tuple[str, bool], list[Send]] = {}
         self.stop: tuple[Outcome, str] | None = None
         self.why = ""  # what stopped the posting, in a line
@@ -203,16 +182,16 @@ class Posting:
     def _defer(self, sends: list[Send]) -> PostReport:
         assert self.stop is not None
         outcome, reason = self.stop
-        return defer_sends(self.integration, self.tenant_id, sends, outcome, reason, self.logger)
+        return self.recorder.defer_sends(sends, outcome, reason)
 
     def _post(self, sends: list[Send]) -> None:
         try:
             while self.in_flight and (
-                len(self.in_flight) >= self.window or _finished(self.in_flight[0][0])
+                len(self.in_flight) >= self.window or self.in_flight[0][0].done()
             ):
                 self._settle(*self.in_flight.popleft())
             if self.stop is None and self.posts == 0:  # the tenant's limits, before any call
-                ensure_tenant_limits(self.settings, self.tenant_id)
+                self.prepare()
         except Interrupted as exc:
             if self.stop is None:
                 self._stop_interrupted(str(exc))
@@ -221,18 +200,14 @@ class Posting:
             return
         self.posts += 1
         what = documents_label(len(sends), sends[0].kind, update=bool(sends[0].xero_id))
-        future = post_sends.with_options(
-            task_run_name=f"post {what} to {self.organisation} for {self.integration.name} "
-            f"(#{self.posts})"
-        ).submit(quote(self.integration), self.tenant_id, handoff.hand(sends))
-        self.in_flight.append((future, sends))
+        self.in_flight.append((self.submit(sends, what, self.posts), sends))
 
-    def _settle(self, future: PrefectFuture[Any], sends: list[Send]) -> None:
+    def _settle(self, handle: PostHandle, sends: list[Send]) -> None:
         """Add a posting task's report; a task that ended without one (it crashed, or did not
         end in time) counts its bills as interrupted (the ledger keeps what it had written)."""
         timeout = self.settings.sync_post_task_timeout_seconds
         try:
-            posted = reported(future.result(timeout=timeout, raise_on_failure=False))
+            posted = handle.report(timeout)
         except TimeoutError:
             posted = _unreported(sends, f"its posting task did not end within {timeout:.0f} s")
         except Exception as exc:  # noqa: BLE001 (a crashed task: its bills are counted all the same)

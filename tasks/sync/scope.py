@@ -18,7 +18,7 @@ from store.integrations import IntegrationView
 from store.ledger import FAILED, Ledger, Outcome
 from store.watermarks import Watermarks
 from tasks.m3ter.client import M3terClient
-from tasks.sync.engine import organisation_of
+from tasks.sync.ending import organisation_of
 from tasks.sync.feed import ReadPlan
 from tasks.sync.plan import ACCOUNT_EXCLUDED
 from tasks.sync.reading import fingerprint
