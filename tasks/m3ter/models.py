@@ -101,9 +101,7 @@ class LineItem(WireModel):
     segment: dict[str, str] | None = None
     sequence_number: int | None = Field(default=None, alias="sequenceNumber")
     service_period_end_date: datetime | None = Field(default=None, alias="servicePeriodEndDate")
-    service_period_start_date: datetime | None = Field(
-        default=None, alias="servicePeriodStartDate"
-    )
+    service_period_start_date: datetime | None = Field(default=None, alias="servicePeriodStartDate")
     usage_per_pricing_band: list[UsagePerPricingBand] | None = Field(
         default=None, alias="usagePerPricingBand"
     )
@@ -182,9 +180,7 @@ class Account(WireModel):
     bill_epoch: date | None = Field(default=None, alias="billEpoch")
     code: str | None = None
     created_by: str | None = Field(default=None, alias="createdBy")
-    credit_application_order: list[str] | None = Field(
-        default=None, alias="creditApplicationOrder"
-    )
+    credit_application_order: list[str] | None = Field(default=None, alias="creditApplicationOrder")
     currency: str | None = None
     custom_fields: dict[str, str | Decimal] | None = Field(default=None, alias="customFields")
     days_before_bill_due: int | None = Field(default=None, alias="daysBeforeBillDue")

@@ -257,9 +257,7 @@ class XeroAccountingClient:
         result.raise_for_errors()
         return result
 
-    def _find_by_number(
-        self, coll: _Collection, numbers: list[str]
-    ) -> dict[str, dict[str, Any]]:
+    def _find_by_number(self, coll: _Collection, numbers: list[str]) -> dict[str, dict[str, Any]]:
         wanted = list(dict.fromkeys(n for n in numbers if n))
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(wanted), LOOKUP_CHUNK):
