@@ -1,60 +1,28 @@
-"""The m3ter sandbox's data and behaviour, apart from HTTP so tests can call it directly.
+"""The m3ter sandbox's data and behaviour, apart from HTTP so tests can call it directly: its
+tables and their changes here, its reads in ``queries``, its tokens and faults in ``access``.
 
 Accounts and mappings are kept as wire dicts; bills as compact ``BillRecord`` s rendered on
-demand. Paging uses an opaque ``nextToken`` holding the position to resume the scan from, so
-walking 50,000 bills page by page costs one pass, not one pass per page.
+demand.
 """
 
 from __future__ import annotations
 
-import base64
-import secrets
 import threading
-import time
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sandbox.m3ter import catalogue, search
-from sandbox.m3ter import generator as gen
+from sandbox.m3ter import catalogue
 from sandbox.m3ter import mappings as maps
+from sandbox.m3ter.access import Counters, Fault, TokensAndFaults
+from sandbox.m3ter.accounts import make_account
+from sandbox.m3ter.generator import BillRecord, calculated_at, new_bill_record
+from sandbox.m3ter.ids import integration_config_id, stable_id
+from sandbox.m3ter.queries import Queries
+from sandbox.m3ter.stamps import iso_ms, parse_instant
 
 DEFAULT_ORG_ID = "5a6d0b1e-0000-4000-8000-000000000001"
 DEFAULT_CLIENT_ID = "sandbox-m3ter-client"
 DEFAULT_CLIENT_SECRET = "sandbox-m3ter-secret"  # noqa: S105 - a sandbox's published test secret
-
-
-@dataclass
-class Fault:
-    """The next ``count`` API calls answer ``status`` (after ``delay`` seconds, if set)."""
-
-    status: int = 503
-    count: int = 1
-    retry_after: float | None = None
-    delay: float = 0.0
-    include_token: bool = False
-
-
-@dataclass
-class Counters:
-    api_calls: int = 0
-    token_requests: int = 0
-    faults_served: int = 0
-    unauthorised: int = 0
-    paths: dict[str, int] = field(default_factory=dict)
-
-
-def encode_token(position: int) -> str:
-    return base64.urlsafe_b64encode(f"pos:{position}".encode()).decode().rstrip("=")
-
-
-def decode_token(token: str) -> int:
-    """Position from a ``nextToken``; ``ValueError`` if it is not one of ours."""
-    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    prefix, _, pos = raw.partition(":")
-    if prefix != "pos" or not pos.isdigit():
-        raise ValueError("bad nextToken")
-    return int(pos)
 
 
 def _now() -> datetime:
@@ -63,7 +31,7 @@ def _now() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-class M3terSandbox:
+class M3terSandbox(Queries, TokensAndFaults):
     """One organisation's data, its single API client, its tokens and injected faults."""
 
     def __init__(
@@ -94,7 +62,7 @@ class M3terSandbox:
             self.accounts: list[dict[str, Any]] = []
             self.account_index: dict[str, int] = {}
             self.mappings: list[dict[str, Any]] = []
-            self.bills: list[gen.BillRecord] = []
+            self.bills: list[BillRecord] = []
             self.bill_index: dict[str, int] = {}
             self.tokens: dict[str, float] = {}
             self.faults: list[Fault] = []
@@ -119,12 +87,12 @@ class M3terSandbox:
             ids: list[str] = []
             for _ in range(count):
                 index = len(self.accounts)
-                account = gen.make_account(self.seed, index)
+                account = make_account(self.seed, index)
                 self._add_account(account)
                 self.mappings.extend(maps.make_mappings(self.seed, index))
                 for period in range(bills_per_account):
                     self._add_record(
-                        gen.new_bill_record(self.seed, self._next_bill_number, index, period),
+                        new_bill_record(self.seed, self._next_bill_number, index, period),
                         modified_at,
                     )
                 ids.append(account["id"])
@@ -134,7 +102,7 @@ class M3terSandbox:
         """Add a given account (wire dict; ``id`` generated if missing)."""
         with self.lock:
             account = dict(account)
-            account.setdefault("id", gen.stable_id(self.seed, "given-account", len(self.accounts)))
+            account.setdefault("id", stable_id(self.seed, "given-account", len(self.accounts)))
             account.setdefault("version", 1)
             self._add_account(account)
             return str(account["id"])
@@ -161,7 +129,7 @@ class M3terSandbox:
             for i in range(count):
                 acc = targets[i % len(targets)]
                 period = first_period + i // len(targets)
-                rec = gen.new_bill_record(
+                rec = new_bill_record(
                     self.seed, self._next_bill_number, self.account_index[acc], period
                 )
                 rec.account_id = acc
@@ -178,16 +146,16 @@ class M3terSandbox:
         with self.lock:
             bill = dict(bill)
             number = self._next_bill_number
-            bill.setdefault("id", gen.stable_id(self.seed, "given-bill", number))
+            bill.setdefault("id", stable_id(self.seed, "given-bill", number))
             bill.setdefault("version", 1)
             bill.setdefault("status", "PENDING")
             bill.setdefault("locked", False)
             # Kept as given (an explicit null too: a bill m3ter sent without one); else now.
-            stamp = bill.setdefault("dtLastModified", gen.iso_ms(_now()))
-            modified_at = gen.parse_instant(str(stamp)) if stamp else None
+            stamp = bill.setdefault("dtLastModified", iso_ms(_now()))
+            modified_at = parse_instant(str(stamp)) if stamp else None
             bill_date = date.fromisoformat(bill["billDate"]) if bill.get("billDate") else None
             acc = bill.get("accountId") or ""
-            rec = gen.BillRecord(
+            rec = BillRecord(
                 id=bill["id"],
                 number=number,
                 account_index=self.account_index.get(acc, -1),
@@ -203,13 +171,13 @@ class M3terSandbox:
             self._add_record(rec)
             return rec.id
 
-    def _add_record(self, rec: gen.BillRecord, modified_at: datetime | None = None) -> None:
+    def _add_record(self, rec: BillRecord, modified_at: datetime | None = None) -> None:
         """A new bill is last modified now (or ``modified_at``); the seed's own bills keep
         their calculation time, capped at the sandbox's start for periods not over yet so that
         it stays put (a moving "now" would reorder a search between its pages)."""
         if rec.given is None and not self._seeding:
             rec.modified_at = modified_at or _now()
-        elif rec.given is None and gen.calculated_at(rec) > self.started_at:
+        elif rec.given is None and calculated_at(rec) > self.started_at:
             rec.modified_at = self.started_at
         self.bill_index[rec.id] = len(self.bills)
         self.bills.append(rec)
@@ -239,7 +207,7 @@ class M3terSandbox:
             full = maps.make_mapping(
                 self.seed,
                 mapping_id=mapping.get("id")
-                or gen.stable_id(self.seed, "given-mapping", len(self.mappings)),
+                or stable_id(self.seed, "given-mapping", len(self.mappings)),
                 m3ter_id=str(m3ter_id),
                 external_id=str(mapping["externalId"]),
                 integration_config=mapping.get("integrationConfigId"),
@@ -251,25 +219,11 @@ class M3terSandbox:
             return full
 
     @staticmethod
-    def _touch(rec: gen.BillRecord, **given: Any) -> None:
+    def _touch(rec: BillRecord, **given: Any) -> None:
         """A change: the bill is last modified now (its ``given`` wire dict too)."""
         rec.modified_at = _now()
         if rec.given is not None:
-            rec.given = {**rec.given, **given, "dtLastModified": gen.iso_ms(rec.modified_at)}
-
-    def record(self, bill_id: str) -> gen.BillRecord:
-        """The record of a bill; ``KeyError`` if unknown."""
-        return self.bills[self.bill_index[bill_id]]
-
-    def render(self, rec: gen.BillRecord) -> dict[str, Any]:
-        if rec.given is not None:
-            return rec.given
-        return gen.render_bill(self.seed, rec, self.accounts[rec.account_index])
-
-    def bill(self, bill_id: str) -> dict[str, Any]:
-        """A bill as served; ``KeyError`` if unknown."""
-        with self.lock:
-            return self.render(self.record(bill_id))
+            rec.given = {**rec.given, **given, "dtLastModified": iso_ms(rec.modified_at)}
 
     def regenerate(self, bill_id: str) -> dict[str, Any]:
         """Recalculate a bill: version + 1 and new amounts (a given bill keeps its lines)."""
@@ -290,140 +244,13 @@ class M3terSandbox:
             return self.render(rec)
 
     def approve(self, bill_id: str) -> dict[str, Any]:
+        """Approve a bill: status ``APPROVED``, approved and last modified now."""
         with self.lock:
             rec = self.record(bill_id)
             rec.status = "APPROVED"
             rec.approved_at = datetime.now(UTC).replace(microsecond=0)
             self._touch(rec, status="APPROVED")
             return self.render(rec)
-
-    # ---- queries (list endpoints) ----------------------------------------------------------
-    def page(
-        self, items: list[Any], keep: Any, start: int, size: int
-    ) -> tuple[list[Any], str | None]:
-        """Scan ``items`` from ``start`` for ``size`` matches; the token resumes after them."""
-        out: list[Any] = []
-        pos = start
-        n = len(items)
-        while pos < n and len(out) < size:
-            if keep(items[pos]):
-                out.append(items[pos])
-            pos += 1
-        # Skip to the next match so that a last full page does not hand out a dead token.
-        while pos < n and not keep(items[pos]):
-            pos += 1
-        return out, (encode_token(pos) if pos < n else None)
-
-    def list_bills(
-        self,
-        *,
-        start: int,
-        size: int,
-        status: str | None = None,
-        account_id: str | None = None,
-        bill_date: date | None = None,
-        bill_date_start: date | None = None,
-        bill_date_end: date | None = None,
-        ids: set[str] | None = None,
-        exclude_locked: bool = False,
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        def keep(r: gen.BillRecord) -> bool:
-            return (
-                (status is None or r.status == status)
-                and (account_id is None or r.account_id == account_id)
-                and (bill_date is None or r.bill_date == bill_date)
-                and (bill_date_start is None or r.bill_date >= bill_date_start)
-                and (bill_date_end is None or r.bill_date < bill_date_end)
-                and (ids is None or r.id in ids)
-                and not (exclude_locked and r.locked)
-            )
-
-        with self.lock:
-            recs, token = self.page(self.bills, keep, start, size)
-            return [self.render(r) for r in recs], token
-
-    def search_bills(
-        self, query: search.Query, sort: search.Sort, start: int, size: int
-    ) -> tuple[list[dict[str, Any]], int | None]:
-        """Search Bills: filter and sort on the records, render only the page returned."""
-        with self.lock:
-            found = [r for r in self.bills if query.matches(r)] if query.tests else self.bills
-            found = sort.apply(found)
-            page = found[start : start + size]
-            after = start + len(page)
-            return [self.render(r) for r in page], (after if after < len(found) else None)
-
-    def list_accounts(
-        self, *, start: int, size: int, ids: set[str] | None = None, codes: set[str] | None = None
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        def keep(a: dict[str, Any]) -> bool:
-            return (ids is None or a["id"] in ids) and (codes is None or a.get("code") in codes)
-
-        with self.lock:
-            return self.page(self.accounts, keep, start, size)
-
-    def list_mappings(
-        self,
-        *,
-        start: int,
-        size: int,
-        external_system: str | None = None,
-        external_table: str | None = None,
-        external_id: str | None = None,
-        integration_config_id: str | None = None,
-        m3ter_entity: str | None = None,
-        m3ter_ids: set[str] | None = None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        def keep(m: dict[str, Any]) -> bool:
-            return (
-                (external_system is None or m["externalSystem"] == external_system)
-                and (external_table is None or m["externalTable"] == external_table)
-                and (external_id is None or m["externalId"] == external_id)
-                and (
-                    integration_config_id is None
-                    or m.get("integrationConfigId") == integration_config_id
-                )
-                and (m3ter_entity is None or m["m3terEntity"] == m3ter_entity)
-                and (m3ter_ids is None or m["m3terId"] in m3ter_ids)
-            )
-
-        with self.lock:
-            return self.page(self.mappings, keep, start, size)
-
-    # ---- auth and faults ---------------------------------------------------------------------
-    def issue_token(self) -> dict[str, Any]:
-        with self.lock:
-            self.counters.token_requests += 1
-            token = secrets.token_urlsafe(24)
-            self.tokens[token] = time.monotonic() + self.token_ttl
-            return {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl}
-
-    def token_valid(self, token: str) -> bool:
-        with self.lock:
-            expiry = self.tokens.get(token)
-            return expiry is not None and expiry > time.monotonic()
-
-    def expire_tokens(self) -> None:
-        """Make every issued token expire now (tests of re-authentication)."""
-        with self.lock:
-            self.tokens.clear()
-
-    def add_fault(self, fault: Fault) -> None:
-        with self.lock:
-            self.faults.append(fault)
-
-    def take_fault(self, *, token_endpoint: bool) -> Fault | None:
-        """The fault to apply to this call, if any, counting it down."""
-        with self.lock:
-            for fault in self.faults:
-                if token_endpoint and not fault.include_token:
-                    continue
-                fault.count -= 1
-                if fault.count <= 0:
-                    self.faults.remove(fault)
-                self.counters.faults_served += 1
-                return fault
-            return None
 
     def state(self) -> dict[str, Any]:
         """A summary for ``GET /_sandbox/state``."""
@@ -439,7 +266,7 @@ class M3terSandbox:
                 "billsByStatus": by_status,
                 "lockedBills": sum(1 for r in self.bills if r.locked),
                 "mappings": len(self.mappings),
-                "integrationConfigId": gen.integration_config_id(self.seed),
+                "integrationConfigId": integration_config_id(self.seed),
                 "pendingFaults": [f.__dict__ for f in self.faults],
                 "counters": {
                     "apiCalls": self.counters.api_calls,

@@ -10,7 +10,8 @@ from decimal import Decimal
 from m3ter.types.bill_response import LineItem as SdkLineItem
 
 from sandbox.m3ter import generator as gen
-from sandbox.m3ter.state import M3terSandbox, decode_token
+from sandbox.m3ter.queries import decode_token
+from sandbox.m3ter.state import M3terSandbox
 from sandbox.m3ter.wire import dumps, loads
 from tasks.m3ter.models import LINE_ITEM_TYPES, Bill
 
