@@ -30,7 +30,7 @@ from config.integration import (
     shared_accounts,
     validate_config,
 )
-from store.credentials import CredentialStatus
+from store.credential_types import CredentialStatus
 from store.schema import credentials as ct
 from store.schema import integrations as t
 

@@ -1,15 +1,13 @@
 """The Xero sandbox's identity state: apps, organisations, codes, grants, tokens, connections.
 
 Thread-safe (one lock around mutations): uvicorn serves from its loop while tests call the
-object directly. Time comes from a ``SandboxClock`` that tests move forward.
+object directly. Time comes from a ``SandboxClock`` that tests move forward. The records it
+keeps are in ``identity_records``; the tokens it hands out come from ``token_minting``.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
-import json
 import secrets
 import threading
 import time
@@ -17,14 +15,15 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
+
+from sandbox.xero.identity_records import AccessEntry, AuthCode, Connection, Grant, RefreshEntry
+from sandbox.xero.token_minting import ACCESS_TOKEN_SECONDS, s256, token_answer
 
 DEFAULT_CLIENT_ID = "sandbox-client-id"
 DEFAULT_CLIENT_SECRET = "sandbox-client-secret"
 DEFAULT_ORGS = ("Demo Company (UK)", "Demo Company (US)")
 
-ACCESS_TOKEN_SECONDS = 1800
 CODE_SECONDS = 300
 REFRESH_IDLE_SECONDS = 60 * 86_400
 
@@ -60,79 +59,6 @@ class SandboxClock:
 
 
 @dataclass
-class Grant:
-    """One consent: a user, an app, the organisations chosen, the event that made it."""
-
-    grant_id: str
-    client_id: str
-    user_id: str
-    auth_event_id: str
-    tenant_ids: set[str]
-    scope: str
-    revoked: bool = False
-
-
-@dataclass
-class _Code:
-    client_id: str
-    redirect_uri: str
-    challenge: str
-    scope: str
-    tenant_ids: set[str]
-    expires_at: float
-    used: bool = False
-
-
-@dataclass
-class _Refresh:
-    grant_id: str
-    last_used: float
-    spent: bool = False
-
-
-@dataclass
-class _Access:
-    grant_id: str
-    expires_at: float
-
-
-@dataclass
-class _Connection:
-    id: str
-    grant_id: str
-    user_id: str
-    auth_event_id: str
-    tenant_id: str
-    tenant_name: str
-    created: float
-    updated: float
-
-    def wire(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "authEventId": self.auth_event_id,
-            "tenantId": self.tenant_id,
-            "tenantType": "ORGANISATION",
-            "tenantName": self.tenant_name,
-            "createdDateUtc": _iso(self.created),
-            "updatedDateUtc": _iso(self.updated),
-        }
-
-
-def _iso(epoch: float) -> str:
-    """Xero's connection times: UTC without an offset, 7 fractional digits (.NET ticks)."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0"
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def s256(verifier: str) -> str:
-    return _b64(hashlib.sha256(verifier.encode()).digest())
-
-
-@dataclass
 class XeroSandbox:
     """Everything the identity endpoints know; the accounting module hangs off ``accounting``."""
 
@@ -158,11 +84,11 @@ class XeroSandbox:
         self._clear()
 
     def _clear(self) -> None:
-        self._codes: dict[str, _Code] = {}
+        self._codes: dict[str, AuthCode] = {}
         self._grants: dict[str, Grant] = {}
-        self._access: dict[str, _Access] = {}
-        self._refresh: dict[str, _Refresh] = {}
-        self._connections: dict[str, _Connection] = {}
+        self._access: dict[str, AccessEntry] = {}
+        self._refresh: dict[str, RefreshEntry] = {}
+        self._connections: dict[str, Connection] = {}
         self.counters: Counter[str] = Counter()
         self.calls_per_tenant: Counter[str] = Counter()
 
@@ -193,7 +119,7 @@ class XeroSandbox:
         tenants = self.tenant_ids_for(orgs)
         code = secrets.token_urlsafe(32)
         with self._lock:
-            self._codes[code] = _Code(
+            self._codes[code] = AuthCode(
                 client_id,
                 redirect_uri,
                 challenge,
@@ -233,7 +159,7 @@ class XeroSandbox:
                 # Reconsenting to a tenant replaces the user's earlier connection to it.
                 for old in [c for c in self._connections.values() if c.tenant_id == tenant]:
                     del self._connections[old.id]
-                conn = _Connection(
+                conn = Connection(
                     str(uuid.uuid4()),
                     grant.grant_id,
                     grant.user_id,
@@ -261,51 +187,13 @@ class XeroSandbox:
     def _issue(self, grant: Grant) -> dict[str, Any]:
         """Mint an access and a refresh token for ``grant`` (the lock is held)."""
         now = self.clock.now()
-        access = self._jwt(
-            {
-                "nbf": int(now),
-                "iat": int(now),
-                "exp": int(now + ACCESS_TOKEN_SECONDS),
-                "iss": "https://identity.xero.com",
-                "client_id": grant.client_id,
-                "sub": grant.user_id,
-                "xero_userid": grant.user_id,
-                "authentication_event_id": grant.auth_event_id,
-                "scope": grant.scope.split(),
-                "jti": secrets.token_hex(16),
-            }
+        answer = token_answer(grant, now, self._signing_key)
+        self._access[answer["access_token"]] = AccessEntry(
+            grant.grant_id, now + ACCESS_TOKEN_SECONDS
         )
-        refresh = secrets.token_urlsafe(32)
-        self._access[access] = _Access(grant.grant_id, now + ACCESS_TOKEN_SECONDS)
-        self._refresh[refresh] = _Refresh(grant.grant_id, now)
+        self._refresh[answer["refresh_token"]] = RefreshEntry(grant.grant_id, now)
         self.counters["tokens_issued"] += 1
-        answer: dict[str, Any] = {
-            "access_token": access,
-            "expires_in": ACCESS_TOKEN_SECONDS,
-            "token_type": "Bearer",
-            "refresh_token": refresh,
-            "scope": grant.scope,
-        }
-        if "openid" in grant.scope.split():  # like Xero: an ID token for OpenID Connect scopes
-            answer["id_token"] = self._jwt(
-                {
-                    "nbf": int(now),
-                    "iat": int(now),
-                    "exp": int(now + 300),
-                    "iss": "https://identity.xero.com",
-                    "aud": grant.client_id,
-                    "sub": grant.user_id,
-                    "xero_userid": grant.user_id,
-                    "auth_time": int(now),
-                }
-            )
         return answer
-
-    def _jwt(self, claims: dict[str, Any]) -> str:
-        header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-        payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
-        signature = hmac.new(self._signing_key, f"{header}.{payload}".encode(), "sha256")
-        return f"{header}.{payload}.{_b64(signature.digest())}"
 
     def refresh(self, client_id: str, refresh_token: str) -> dict[str, Any]:
         with self._lock:

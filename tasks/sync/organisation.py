@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from config.errors import InvalidInput, PermanentError
 from config.integration import IntegrationConfig
 from config.settings import Settings, get_settings
-from store.credentials import CredentialView
+from store.credential_types import CredentialView
 from store.integrations import IntegrationView
 from tasks.m3ter.models import ExternalMapping
 from tasks.process import PROCESS
