@@ -57,7 +57,10 @@ def _tenant_spans() -> dict[str, dict[str, float]]:
 
 def _run(spec: dict[str, Any]) -> dict[str, Any]:
     from deployments.connect import connect_integration
+    from deployments.flow_process import prepare
     from flows.sync import run_summary, sync_bills
+
+    prepare()  # the flows run in this process
 
     xero = spec["xero_url"]
     tenants: dict[str, str] = {}

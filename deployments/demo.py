@@ -89,6 +89,9 @@ def _embedded_server() -> str:
 
 def main() -> int:
     _quiet_embedded_prefect()
+    from deployments.flow_process import prepare
+
+    prepare()  # the flows run in this process
     from prefect.settings import PREFECT_API_URL
 
     from sandbox.serve import run_in_thread

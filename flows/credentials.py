@@ -21,14 +21,11 @@ from pydantic import ConfigDict, Field, create_model
 from pydantic.json_schema import SkipJsonSchema
 
 from config.errors import AuthError, InvalidInput, NotFound
-from store.credentials import CredentialView
+from store.credential_types import CredentialView
 from tasks.pause import pause_for_input
-from tasks.prefect_engine import expected_failure, prompt_flow_exit, quiet_expected_failures
+from tasks.prefect_engine import expected_failure
 from tasks.xero.credentials import credentials, xero_oauth
 from tasks.xero.provisioning import activate_credential, exchange_code
-
-prompt_flow_exit()  # a flow run returns when it is over (tasks.prefect_engine)
-quiet_expected_failures()  # an expected Failed end logs no traceback
 
 EntityType = Literal["Bill"]
 Destination = Literal["Xero"]
@@ -113,8 +110,7 @@ def _wait_for_consent(pending: Any, url: str) -> XeroConsent:
 def _choose_organisation(pending: Any, connections: list[dict[str, Any]]) -> dict[str, Any]:
     names = [c["tenantName"] for c in connections]
     get_run_logger().warning(
-        "%d organisations connected (%s): press Resume on this run's page and choose one "
-        "before %s",
+        "%d organisations connected (%s): press Resume on this run's page and choose one before %s",
         len(names),
         ", ".join(names),
         _clock(pending.expires_at),

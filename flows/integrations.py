@@ -21,11 +21,8 @@ from config.settings import get_settings
 from store.credentials import CredentialStatus
 from store.factory import credential_store, integration_store
 from store.integrations import IntegrationStore, IntegrationView
-from tasks.prefect_engine import expected_failure, prompt_flow_exit, quiet_expected_failures
+from tasks.prefect_engine import expected_failure
 from tasks.sync.organisation import check_with_organisation, coded, coding_changed
-
-prompt_flow_exit()  # a flow run returns when it is over (tasks.prefect_engine)
-quiet_expected_failures()  # an expected Failed end logs no traceback
 
 
 def integrations() -> IntegrationStore:

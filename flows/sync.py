@@ -36,8 +36,6 @@ from tasks.prefect_api import wait_until_reachable
 from tasks.prefect_engine import (
     expected_failure,
     flow_run_id,
-    prompt_flow_exit,
-    quiet_expected_failures,
     reported,
 )
 from tasks.sync import handoff, stopping
@@ -55,9 +53,6 @@ from tasks.sync.report import LISTED, IntegrationReport, message_of
 from tasks.sync.runtime import tune_process
 from tasks.sync.scope import can_share, nothing_new, shared_plan
 from tasks.threads import side_by_side
-
-prompt_flow_exit()  # a flow run returns when it is over (tasks.prefect_engine)
-quiet_expected_failures()  # an expected Failed end logs no traceback
 
 
 def _ended(report: IntegrationReport) -> Any:

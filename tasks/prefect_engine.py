@@ -1,4 +1,7 @@
-"""Prefect engine behaviour for the processes that run our flows, set at import of a flow module.
+"""Prefect engine behaviour for the processes that run our flows, switched on by their entry
+points (``prepare_engine``): ``make serve`` and its flow-run processes, a worker's flow-run
+process (the deployments' pull step, ``deployments.flow_process``), the demo, the benchmarks
+and the test session. Importing a flow module changes nothing.
 
 ``quiet_expected_failures``: a flow run that ends Failed on purpose (``config.errors.RunFailed``)
 has its reason as the state message; Prefect's engine would add "Engine execution exited with
@@ -16,7 +19,6 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -27,22 +29,20 @@ def prompt_flow_exit() -> None:
     """Let a flow run return without waiting for its heartbeat thread (idempotent).
 
     Must run before the flow run starts: the engine decides how to leave its heartbeat context
-    when it enters it. If Prefect's engine no longer has the hook this relies on, it warns and
-    leaves the engine as it is (slower, not wrong).
+    when it enters it. If Prefect's engine no longer has the hook this relies on (a Prefect
+    other than the one pinned), ``EngineChanged`` says so and the process does not start.
     """
     from prefect import flow_engine
 
-    current: Callable[..., Any] = flow_engine._send_heartbeats  # noqa: SLF001
+    current: Callable[..., Any] | None = getattr(flow_engine, "_send_heartbeats", None)
     if getattr(current, "prompt_exit", False):
         return
-    if "join_on_exit" not in inspect.signature(current).parameters:
-        warnings.warn(
-            "prefect.flow_engine._send_heartbeats has no join_on_exit: flow runs will wait "
-            "up to a second for their heartbeat thread",
-            RuntimeWarning,
-            stacklevel=2,
+    if current is None or "join_on_exit" not in inspect.signature(current).parameters:
+        raise EngineChanged(
+            "prefect.flow_engine._send_heartbeats(engine, join_on_exit) is gone: this Prefect "
+            "is not the one pinned in pyproject.toml (3.8.8); review tasks/prefect_engine.py "
+            "against it before running flows"
         )
-        return
 
     @functools.wraps(current)
     def unjoined(engine: Any, join_on_exit: bool = False) -> Any:
@@ -50,6 +50,17 @@ def prompt_flow_exit() -> None:
 
     unjoined.prompt_exit = True  # type: ignore[attr-defined]
     flow_engine._send_heartbeats = unjoined  # noqa: SLF001
+
+
+class EngineChanged(RuntimeError):
+    """Prefect's engine no longer has what ``prompt_flow_exit`` relies on."""
+
+
+def prepare_engine() -> None:
+    """Switch on this module's engine behaviour for the flows this process runs (idempotent).
+    Called by every entry point that runs flows, before the first flow run starts."""
+    prompt_flow_exit()
+    quiet_expected_failures()
 
 
 class _ExpectedFailureFilter(logging.Filter):

@@ -64,6 +64,10 @@ def prefect_server() -> Iterator[str]:
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
+    from deployments.flow_process import prepare
+
+    prepare()  # the flows of this session run in this process, as an entry point's do
+
     with prefect_test_harness(server_startup_timeout=120):
         yield PREFECT_API_URL.value()
 
