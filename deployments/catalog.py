@@ -31,9 +31,15 @@ FLOWS: tuple[tuple[str, str], ...] = (
 SCHEDULED = {"sync_bills"}
 
 
+#: Where a served flow-run process loads its flow from: it switches on the project's engine
+#: behaviour first (``deployments/flow_process.py``), relative to the project root.
+SERVED_ENTRY = "deployments/flow_process.py"
+
+
 def flows_to_serve(cron: str = DEFAULT_SYNC_CRON, interval: float | None = None) -> list[Any]:
     """``RunnerDeployment``s for ``prefect.serve``: sync on ``cron`` (or every ``interval``
-    seconds, for tests and trials), the rest on demand."""
+    seconds, for tests and trials), the rest on demand; each enters through ``SERVED_ENTRY``
+    (serve runs from the project root, as ``make serve`` does)."""
     import importlib
 
     deployments = []
@@ -42,5 +48,7 @@ def flows_to_serve(cron: str = DEFAULT_SYNC_CRON, interval: float | None = None)
         schedule: dict[str, Any] = {}
         if name in SCHEDULED:
             schedule = {"interval": interval} if interval else {"cron": cron}
-        deployments.append(flow.to_deployment(name=name, **schedule))
+        deployment = flow.to_deployment(name=name, **schedule)
+        deployment.entrypoint = f"{SERVED_ENTRY}:{name}"
+        deployments.append(deployment)
     return deployments

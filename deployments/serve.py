@@ -27,7 +27,6 @@ from urllib.parse import urlparse
 import httpx
 
 from deployments.catalog import DEFAULT_SYNC_CRON, flows_to_serve
-from deployments.flow_process import prepare
 
 XERO_SANDBOX_PORT = 8760
 M3TER_SANDBOX_PORT = 8770
@@ -138,8 +137,6 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace, settings: Any, api: str) -> None:
     from prefect import serve
 
-    prepare()  # and in each flow-run process, below
-
     from deployments.automations import default_within, ensure_zombie_automation
     from sandbox.serve import run_in_thread
     from web.callback import create_callback_app
@@ -164,9 +161,6 @@ def _serve(args: argparse.Namespace, settings: Any, api: str) -> None:
     finally:
         callback.stop(timeout=2)
 
-
-if __name__ == "__mp_main__":  # a flow-run process serve spawned: before its flow run starts
-    prepare()
 
 if __name__ == "__main__":
     raise SystemExit(main())

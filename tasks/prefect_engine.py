@@ -1,7 +1,7 @@
 """Prefect engine behaviour for the processes that run our flows, switched on by their entry
-points (``prepare_engine``): ``make serve`` and its flow-run processes, a worker's flow-run
-process (the deployments' pull step, ``deployments.flow_process``), the demo, the benchmarks
-and the test session. Importing a flow module changes nothing.
+points (``prepare_engine``, through ``deployments.flow_process``): a served flow-run process
+(its deployment's entrypoint), a worker's (a pull step), the demo, the benchmarks and the test
+session. Importing a flow module changes nothing.
 
 ``quiet_expected_failures``: a flow run that ends Failed on purpose (``config.errors.RunFailed``)
 has its reason as the state message; Prefect's engine would add "Engine execution exited with

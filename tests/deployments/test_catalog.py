@@ -11,8 +11,15 @@ from typing import Any
 import pytest
 import yaml
 from prefect.utilities.callables import parameter_schema
+from prefect.utilities.importtools import import_object
 
-from deployments.catalog import DEFAULT_SYNC_CRON, FLOWS, SCHEDULED, flows_to_serve
+from deployments.catalog import (
+    DEFAULT_SYNC_CRON,
+    FLOWS,
+    SCHEDULED,
+    SERVED_ENTRY,
+    flows_to_serve,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,6 +45,13 @@ def test_serve_builds_one_deployment_per_flow_with_the_sync_on_its_cron():
     sync = deployments["sync_bills"]
     assert [s.schedule.cron for s in sync.schedules] == ["*/5 * * * *"]
     assert not deployments["provision_xero_credential"].schedules
+    # A served flow-run process enters through deployments/flow_process.py (the engine
+    # behaviour first), which hands over the very flow by its name.
+    for module, name in FLOWS:
+        entry = deployments[name].entrypoint
+        assert entry == f"{SERVED_ENTRY}:{name}"
+        assert (ROOT / SERVED_ENTRY).exists()
+        assert import_object(entry) is getattr(importlib.import_module(module), name)
 
 
 def _walk(node: Any) -> Iterator[dict[str, Any]]:
