@@ -90,30 +90,41 @@ def sync_integration(
 ) -> Any:
     """Sync one integration's bills (or only ``bill_ids``) to its Xero tenant.
 
-    ``feed`` names the run's shared bill reader (``sync_bills`` passes it); without one, or
-    when it reads less than this integration needs, the integration reads on its own. One run
-    at a time posts an integration's bills: another waits for the first to finish (a dry run
-    posts nothing and does not wait). Returns its ``IntegrationReport``; as a Failed state
-    (the report in its ``RunFailed``) when a bill did not reach Xero.
+    One run at a time posts an integration's bills: another waits for the first to finish (a
+    dry run posts nothing and does not wait).
+
+    Args:
+        integration_id: the integration to sync.
+        integration_name: its name, for the run's name.
+        since: only bills dated on or after this day.
+        dry_run: show what would be sent; post nothing and record nothing.
+        bill_ids: only these m3ter bills (a rerun of failed bills).
+        feed: the run's shared bill reader (``sync_bills`` passes it); without one, or when it
+            reads less than this integration needs, the integration reads on its own.
+
+    Returns its ``IntegrationReport``; as a Failed state (the report in its ``RunFailed``)
+    when a bill did not reach Xero.
     """
     logger = get_run_logger()
     handoff.require_in_process()
     settings = get_settings()
     shared = joined(feed)
     with ExitStack() as closing:
-        if dry_run:
-            return _ended(
-                run_integration(
-                    closing,
-                    settings,
-                    integration_id,
-                    since=since,
-                    dry_run=dry_run,
-                    bill_ids=bill_ids,
-                    shared=shared,
-                    log=logger,
-                )
+
+        def body(shared: BillFeed | None) -> IntegrationReport:
+            return run_integration(
+                closing,
+                settings,
+                integration_id,
+                since=since,
+                dry_run=dry_run,
+                bill_ids=bill_ids,
+                shared=shared,
+                log=logger,
             )
+
+        if dry_run:
+            return _ended(body(shared))
         holder = flow_run_id() or uuid.uuid4().hex
         lease = IntegrationLease(settings, integration_id, integration_name, holder, log=logger)
         try:
@@ -121,16 +132,7 @@ def sync_integration(
                 shared.leave(integration_id)  # waiting must not hold back the other readers
                 shared = None
             with lease:
-                report = run_integration(
-                    closing,
-                    settings,
-                    integration_id,
-                    since=since,
-                    dry_run=dry_run,
-                    bill_ids=bill_ids,
-                    shared=shared,
-                    log=logger,
-                )
+                report = body(shared)
         except (IntegrationBusy, Interrupted) as exc:  # Interrupted: the database went away
             logger.error("%s", exc)
             busy = isinstance(exc, IntegrationBusy)
@@ -262,6 +264,11 @@ def _concurrently(
         [lambda v=v: _isolated(v, **kwargs, **extra.get(v.id, {})) for v in views],
         timeout,
         name="sync-integration",
+        # SIGTERM or Ctrl-C: every poster stops, and each integration records its bills'
+        # fates before the process goes (tasks.threads).
+        on_interrupt=lambda exc: stopping.request_stop(
+            f"the process is stopping ({type(exc).__name__})"
+        ),
     )
     return [
         report

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from config.settings import get_settings
 from deployments.connect import connect_integration
+from sandbox.xero.state import DEFAULT_ORGS
 from store.factory import database
 from store.ledger import Ledger, Outcome
 from store.tenant_limits import TenantLimits
@@ -43,30 +44,38 @@ def _flow_run_process(run_id: str) -> int:
     raise AssertionError(f"no process runs flow run {run_id}")
 
 
-def test_a_sync_waiting_on_a_wedged_tenant_stops_promptly_on_sigterm(as_served, xero_server):
+def test_a_sync_waiting_on_wedged_tenants_stops_promptly_on_sigterm(as_served, xero_server):
+    """Two integrations (their subflows side by side, on threads of the run's process), each
+    on a tenant whose slots are all held: both record their bills before the process goes."""
     served = as_served
-    made = connect_integration(xero_server.url, "Stopped sync")
     limits = TenantLimits(database(get_settings()))
-    limits.ensure(made.tenant_id, get_settings().xero_tenant_concurrency)
-    dead = [f"dead-run-{n}" for n in range(get_settings().xero_tenant_concurrency)]
-    held = [(limits.take_slot(made.tenant_id, holder, 600), holder) for holder in dead]
-    assert all(number is not None for number, _ in held)
+    concurrency = get_settings().xero_tenant_concurrency
+    made = [
+        connect_integration(xero_server.url, f"Stopped sync {n}", org=org)
+        for n, org in enumerate(DEFAULT_ORGS[:2], 1)
+    ]
+    held = []
+    for one in made:
+        limits.ensure(one.tenant_id, concurrency)
+        dead = [f"dead-run-{one.name}-{n}" for n in range(concurrency)]
+        held += [(one.tenant_id, limits.take_slot(one.tenant_id, h, 600), h) for h in dead]
+    assert all(number is not None for _, number, _ in held)
     try:
-        run_id = served.run("sync_bills", integrations=["Stopped sync"])
+        run_id = served.run("sync_bills", integrations=[one.name for one in made])
         deadline = time.monotonic() + 60
-        # Until a task that calls Xero is running (the organisation's reading goes first,
-        # then the posting tasks): it waits for a slot.
+        # Until each subflow has a task that calls Xero running (the organisation's reading
+        # goes first, then the posting tasks): it waits for a slot.
         calling = ("read the Xero organisation", "post ")
         while True:
             subflows = served.subflows(run_id)
-            waiting = [
-                t
+            waiting = {
+                t["flow_run_id"]
                 for t in served.task_runs([s["id"] for s in subflows])
                 if t["name"].startswith(calling) and t["state_type"] == "RUNNING"
-            ]
-            if waiting:
+            }
+            if len(waiting) == len(made):
                 break
-            assert time.monotonic() < deadline, "no task calling Xero started"
+            assert time.monotonic() < deadline, f"{len(waiting)} subflow(s) calling Xero"
             time.sleep(0.3)
         time.sleep(1)
         pid = _flow_run_process(run_id)
@@ -81,11 +90,12 @@ def test_a_sync_waiting_on_a_wedged_tenant_stops_promptly_on_sigterm(as_served, 
 
         run = served.finished(run_id, timeout=120)
         assert run["state_type"] in ("CRASHED", "FAILED"), run["state"]
-        ledger = Ledger(database(get_settings())).snapshot(made.integration_id)
-        interrupted = [b for b, e in ledger.items() if e.outcome is Outcome.INTERRUPTED]
-        assert interrupted, {e.outcome for e in ledger.values()}
-        assert not [b for b, e in ledger.items() if e.outcome is Outcome.COMPLETE]
+        for one in made:
+            ledger = Ledger(database(get_settings())).snapshot(one.integration_id)
+            interrupted = [b for b, e in ledger.items() if e.outcome is Outcome.INTERRUPTED]
+            assert interrupted, (one.name, {e.outcome for e in ledger.values()})
+            assert not [b for b, e in ledger.items() if e.outcome is Outcome.COMPLETE]
     finally:
-        for number, holder in held:
+        for tenant_id, number, holder in held:
             if number is not None:
-                limits.release_slot(made.tenant_id, number, holder)
+                limits.release_slot(tenant_id, number, holder)
