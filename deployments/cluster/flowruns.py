@@ -97,3 +97,20 @@ def documents_of(cluster: Cluster, name: str) -> int:
     from deployments.cluster.checks import tenant_documents, xero_state
 
     return tenant_documents(xero_state(cluster.xero_url), cluster.integrations[name].tenant_id)[1]
+
+
+PREPARE_STEP = "Executing deployment step: prepare"
+
+
+def entered_through_prepare(run: Run) -> None:
+    """The run's process ran ``deployments.flow_process.prepare`` as a pull step (which fails
+    the run when Prefect's engine lacks what it switches on): its log says so."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.flow_run_id])), limit=200
+        )
+    if not any(PREPARE_STEP in log.message for log in logs):
+        raise ClusterError(f"{run.label}: no {PREPARE_STEP!r} in its logs")

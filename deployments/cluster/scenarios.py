@@ -9,7 +9,13 @@ from typing import Any
 
 import httpx
 
-from deployments.cluster.flowruns import completed, documents_of, launch, wait_runs
+from deployments.cluster.flowruns import (
+    completed,
+    documents_of,
+    entered_through_prepare,
+    launch,
+    wait_runs,
+)
 from deployments.cluster.processes import ClusterError, descendants, kill_pids
 from deployments.cluster.startup import (
     ACCESS_TOKEN_SECONDS,
@@ -55,6 +61,8 @@ def concurrent_overlapping_runs(cluster: Cluster) -> None:
     print(f"   ran on workers: {first.worker}, {second.worker}")
     if first.worker and second.worker and first.worker == second.worker:
         raise ClusterError("both overlapping runs ran on one worker (each has --limit 1)")
+    for run in (first, second):
+        entered_through_prepare(run)  # the engine behaviour, switched on by the pull step
     check_delivery(cluster, [SHARED, NORTH, SOUTH])
 
 
