@@ -13,7 +13,9 @@ before any document call; it is asked about again next run, as a person may have
 from __future__ import annotations
 
 import threading
+import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -39,16 +41,50 @@ def ensure_contacts(run: PostRun, sends: list[Send]) -> list[Send]:
     wanted = {s.contact["ContactNumber"]: s.contact for s in sends if s.contact}
     if not wanted:
         return sends
-    # One upsert at a time per tenant in this process: posting tasks that run side by side
-    # often share accounts, and the second then finds them remembered (other processes may
-    # still upsert a contact twice: harmless, the upsert is idempotent, only a call lost).
-    lock = PROCESS.get_or_make(PROCESS.contact_locks, run.tenant_id, threading.Lock)
-    held = lock.acquire(timeout=run.settings.xero_limit_wait_seconds)
+    # Posting tasks side by side often share accounts: a contact another task of this process
+    # is upserting is waited for (and then found remembered), not upserted twice; the others go
+    # at once, side by side. Other processes may still upsert a contact twice: harmless, the
+    # upsert is idempotent, only a call lost.
+    claims = PROCESS.get_or_make(PROCESS.contact_locks, run.tenant_id, Claims)
+    mine, theirs = claims.claim(wanted)
     try:
+        deadline = time.monotonic() + run.settings.xero_limit_wait_seconds
+        for done in theirs:
+            done.wait(max(0.0, deadline - time.monotonic()))
         return _ensure(run, sends, wanted)
     finally:
-        if held:
-            lock.release()
+        claims.release(mine)
+
+
+class Claims:
+    """The contacts of one tenant being upserted in this process, each by one posting task."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, threading.Event] = {}
+
+    def claim(self, numbers: Iterable[str]) -> tuple[list[str], list[threading.Event]]:
+        """Claim the numbers no task is upserting; returns them, and what to wait for of the
+        rest. A task waits only for claims made before its own: no cycle, no deadlock."""
+        mine: list[str] = []
+        theirs: dict[int, threading.Event] = {}
+        with self._lock:
+            for number in numbers:
+                pending = self._pending.get(number)
+                if pending is None:
+                    self._pending[number] = threading.Event()
+                    mine.append(number)
+                else:
+                    theirs[id(pending)] = pending
+        return mine, list(theirs.values())
+
+    def release(self, numbers: Iterable[str]) -> None:
+        """The task is done with ``numbers`` (upserted, refused or not reached)."""
+        with self._lock:
+            for number in numbers:
+                done = self._pending.pop(number, None)
+                if done is not None:
+                    done.set()
 
 
 def _ensure(run: PostRun, sends: list[Send], wanted: dict[str, dict[str, Any]]) -> list[Send]:

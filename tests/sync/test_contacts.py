@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import itertools
+import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,3 +174,55 @@ def test_a_call_refused_outright_fails_the_bills_of_that_batch(world: World) -> 
     world.post([billed(1, account(1))])
     assert world.fates()["bill-1"].outcome is Outcome.ERROR
     assert world.xero.numbers("invoice") == []
+
+
+@dataclass
+class GatedXero(ContactXero):
+    """Contact upserts that hold until the test lets them go: ``gates`` by the first number of
+    the call; ``in_flight`` is set once such a call has started."""
+
+    gates: dict[str, Any] = field(default_factory=dict)
+    in_flight: dict[str, Any] = field(default_factory=dict)
+
+    def post_contacts(
+        self, contacts: list[dict[str, Any]], *, idempotency_key: str
+    ) -> list[dict[str, Any]]:
+        first = contacts[0]["ContactNumber"]
+        if first in self.gates:
+            self.in_flight[first].set()
+            assert self.gates[first].wait(10), f"the upsert of {first} was never let go"
+        return super().post_contacts(contacts, idempotency_key=idempotency_key)
+
+
+def test_posters_side_by_side_upsert_other_contacts_at_once_and_a_shared_one_once(
+    world: World,
+) -> None:
+    xero = world.xero = GatedXero()
+    tenant = f"tenant-{uuid.uuid4()}"
+    for number in ("acc-1", "acc-3"):
+        xero.gates[number] = threading.Event()
+        xero.in_flight[number] = threading.Event()
+    reports: dict[str, Any] = {}
+
+    def post(name: str, sends: list[Any]) -> None:
+        reports[name] = world.poster(tenant_id=tenant).post(sends)
+
+    a = threading.Thread(target=post, args=("a", [billed(1, account(1)), billed(2, account(2))]))
+    b = threading.Thread(target=post, args=("b", [billed(3, account(3))]))
+    a.start()
+    b.start()
+    # Neither waited for the other: both upserts are in flight together (each holds).
+    assert xero.in_flight["acc-1"].wait(10) and xero.in_flight["acc-3"].wait(10)
+    # A third poster needs acc-1, whose upsert is in flight: it waits for it, then names it.
+    c = threading.Thread(target=post, args=("c", [billed(4, account(1))]))
+    c.start()
+    c.join(0.5)
+    assert c.is_alive(), "the third poster did not wait for the contact in flight"
+    for gate in xero.gates.values():
+        gate.set()
+    for thread in (a, b, c):
+        thread.join(10)
+    upserted = [c["ContactNumber"] for call in xero.calls if call.method == "post_contacts"
+                for c in call.arg]  # fmt: skip
+    assert sorted(upserted) == ["acc-1", "acc-2", "acc-3"]  # acc-1 once, not twice
+    assert [reports[n].created for n in "abc"] == [2, 1, 1]
