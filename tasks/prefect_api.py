@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import httpx
 
 from tasks.http import prefect_ssl_context
+from tasks.process import PROCESS
 from tasks.sync import stopping
 
 T = TypeVar("T")
@@ -71,13 +72,26 @@ def wait_until_reachable(
 
 @contextmanager
 def quick_calls(timeout: float = 5.0) -> Iterator[None]:
-    """Prefect client calls in this block fail at once when the API is away (no retries)."""
-    from prefect.settings import PREFECT_API_REQUEST_TIMEOUT, PREFECT_CLIENT_MAX_RETRIES
-    from prefect.settings.context import temporary_settings
+    """Prefect client calls in this block fail at once when the API is away (no retries).
 
-    with temporary_settings(
-        updates={PREFECT_CLIENT_MAX_RETRIES: 0, PREFECT_API_REQUEST_TIMEOUT: timeout}
-    ):
+    What ``prefect.settings.context.temporary_settings`` does, with the quick settings made
+    once per process and base settings: making them reads the environment and validates every
+    Prefect setting, which cost a sync more CPU than its progress bar's calls (bench/README.md).
+    """
+    import prefect.context
+    from prefect.settings import PREFECT_API_REQUEST_TIMEOUT, PREFECT_CLIENT_MAX_RETRIES
+
+    context = prefect.context.get_settings_context()
+    base = context.settings
+
+    def make() -> tuple[Any, Any]:
+        quick = base.copy_with_update(
+            updates={PREFECT_CLIENT_MAX_RETRIES: 0, PREFECT_API_REQUEST_TIMEOUT: timeout}
+        )
+        return base, quick  # the base kept alive: its id stays its own
+
+    _, quick = PROCESS.get_or_make(PROCESS.prefect_settings, (id(base), timeout), make)
+    with prefect.context.SettingsContext(profile=context.profile, settings=quick):
         yield
 
 

@@ -5,7 +5,8 @@ things across tasks: per tenant, this process's call semaphore, rate pacer and s
 (``tasks.sync.limits``); the documents handed to posting tasks (``tasks.sync.handoff``); the
 runs' shared bill readers (``tasks.sync.feed``); the Xero token providers, whose per-credential
 locks must be shared (``tasks.xero.credentials``); the Xero organisations' reference data read
-in a run (``tasks.sync.organisation``). ``PROCESS`` holds them all; ``close`` lets
+in a run (``tasks.sync.organisation``); the quick Prefect settings of a best-effort call
+(``tasks.prefect_api``). ``PROCESS`` holds them all; ``close`` lets
 them go (a test that starts afresh, a process that is done).
 """
 
@@ -30,7 +31,8 @@ class ProcessState:
         self.feeds: dict[str, Any] = {}  # feed id -> tasks.sync.feed.BillFeed
         self.providers: dict[int, Any] = {}  # id(settings) -> XeroTokenProvider
         self.references: dict[Any, Any] = {}  # (run, tenant, ...) -> XeroReference
-        self.contact_locks: dict[str, Any] = {}  # tenant -> threading.Lock (contact upserts)
+        self.contact_locks: dict[str, Any] = {}  # tenant -> tasks.sync.contacts.Claims
+        self.prefect_settings: dict[Any, Any] = {}  # (id(base), timeout) -> (base, quick)
 
     def get_or_make(self, table: dict[Any, V], key: Any, make: Callable[[], V]) -> V:
         """``table[key]``, made by ``make`` the first time (one maker wins a race)."""
@@ -67,6 +69,7 @@ class ProcessState:
                 self.providers,
                 self.references,
                 self.contact_locks,
+                self.prefect_settings,
             ):
                 table.clear()
 

@@ -7,9 +7,10 @@ import time
 from typing import Any
 
 from prefect import get_run_logger
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import create_progress_artifact
 
 from store.integrations import IntegrationView
+from tasks.http import prefect_ssl_context
 from tasks.prefect_api import BestEffort
 
 
@@ -33,6 +34,20 @@ class Progress:
         self.shown_at = 0.0
         self.artifact_id: Any = None
         self._api = BestEffort(get_run_logger())
+        self._client: Any = None  # one Prefect client for the bar's updates, opened at the first
+
+    def _updated(self, percent: float) -> None:
+        """Move the bar with this bar's own client: Prefect's ``update_progress_artifact``
+        opens a client (and loads a CA bundle) on every call."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.actions import ArtifactUpdate
+
+        if self._client is None:
+            opened = get_client(sync_client=True, httpx_settings={"verify": prefect_ssl_context()})
+            self._client = opened.__enter__()
+        self._client.update_artifact(
+            artifact_id=self.artifact_id, artifact=ArtifactUpdate(data=percent)
+        )
 
     def advance(self, bills: int) -> None:
         """Count ``bills`` more handled; show the bar at most every ``EVERY_SECONDS``."""
@@ -45,6 +60,7 @@ class Progress:
                 ),
                 "create the progress artifact",
             )
+            self.shown_at = time.monotonic()  # it shows 0 %: the next update in EVERY_SECONDS
         previous = self.done
         self.done += bills
         now = time.monotonic()
@@ -55,15 +71,17 @@ class Progress:
             self._show(round(100 * previous / total, 1))
 
     def finish(self) -> None:
-        """Show the bar full."""
-        self._show(100.0)
+        """Show the bar full, and let its client go."""
+        try:
+            self._show(100.0)
+        finally:
+            if self._client is not None:
+                client, self._client = self._client, None
+                self._api.call(lambda: client.__exit__(None, None, None), "close its client")
 
     def _show(self, percent: float) -> None:
         if self.artifact_id is not None:
-            artifact = self.artifact_id
-            self._api.call(
-                lambda: update_progress_artifact(artifact, percent), "update the progress artifact"
-            )
+            self._api.call(lambda: self._updated(percent), "update the progress artifact")
 
 
 def slug(name: str) -> str:

@@ -248,6 +248,7 @@ def test_the_failures_report_names_the_account_the_amount_and_the_fix(
         assert "to Demo Company (UK) for Reported" in run.name, run.name
         assert main["tenant_id"] not in run.name
     assert "sync-progress-reported" in found
+    assert float(found["sync-progress-reported"].data) == 100.0  # the bar ends full
     assert not [k for k in found if main["id"] in k or main["tenant_id"] in k]
 
 
