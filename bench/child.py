@@ -58,7 +58,8 @@ def _tenant_spans() -> dict[str, dict[str, float]]:
 def _run(spec: dict[str, Any]) -> dict[str, Any]:
     from deployments.connect import connect_integration
     from deployments.flow_process import prepare
-    from flows.sync import run_summary, sync_bills
+    from flows.sync import sync_bills
+    from tasks.sync.summary import run_summary
 
     prepare()  # the flows run in this process
 

@@ -195,9 +195,10 @@ def _sync_with_progress(integration_id: str, total: int) -> dict[str, Any]:
     import time
 
     from config.settings import get_settings
-    from flows.sync import run_summary, sync_bills
+    from flows.sync import sync_bills
     from store.factory import database
     from store.ledger import Ledger
+    from tasks.sync.summary import run_summary
 
     ledger = Ledger(database(get_settings()))
     result: dict[str, Any] = {}

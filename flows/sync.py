@@ -19,15 +19,10 @@ from contextlib import ExitStack
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import (
-    create_markdown_artifact,
-    create_table_artifact,
-)
-from prefect.states import Completed
 
 from config.errors import Interrupted, NotFound, RunFailed
 from config.integration import IntegrationStatus
-from config.settings import Settings, get_settings
+from config.settings import get_settings
 from store.factory import database, integration_store
 from store.integrations import IntegrationView
 from store.ledger import RETRYABLE, Ledger
@@ -36,12 +31,10 @@ from tasks.prefect_api import wait_until_reachable
 from tasks.prefect_engine import (
     expected_failure,
     flow_run_id,
-    reported,
 )
 from tasks.sync import handoff, stopping
 from tasks.sync.assembly import run_integration
 from tasks.sync.ending import count_run, organisation_of
-from tasks.sync.failures import report_markdown
 from tasks.sync.feed import (
     BillFeed,
     ReadTracker,
@@ -49,34 +42,11 @@ from tasks.sync.feed import (
     read_bills,
 )
 from tasks.sync.lease import IntegrationBusy, IntegrationLease
-from tasks.sync.report import LISTED, IntegrationReport, message_of
+from tasks.sync.report import IntegrationReport
 from tasks.sync.runtime import tune_process
 from tasks.sync.scope import can_share, nothing_new, shared_plan
+from tasks.sync.summary import not_rerun, subflow_end, summarise
 from tasks.threads import side_by_side
-
-
-def _ended(report: IntegrationReport) -> Any:
-    """The integration subflow's end: Failed, with its report, when a bill did not reach Xero.
-    Its end is reported to the Prefect API: if that is away, wait for it (bounded)."""
-    wait_until_reachable(
-        get_settings().prefect_api_wait_seconds,
-        f"reporting the end of the sync of {report.integration}",
-        get_run_logger(),
-    )
-    if not report.failing:
-        return report
-    message = report.message()
-    return expected_failure(message, report)
-
-
-def run_summary(state: Any) -> dict[str, Any]:
-    """What a ``sync_bills`` or ``rerun_failed_syncs`` run reports (``integrations`` rows,
-    ``failed``), whether it Completed or Failed; empty when it crashed before reporting."""
-    value = state.result(raise_on_failure=False)
-    if isinstance(value, BaseException) and not isinstance(value, RunFailed):
-        return {}  # crashed: no report
-    report = reported(value)
-    return report if isinstance(report, dict) else {}
 
 
 @flow(name="sync_integration", flow_run_name="sync {integration_name}")
@@ -124,7 +94,7 @@ def sync_integration(
             )
 
         if dry_run:
-            return _ended(body(shared))
+            return subflow_end(body(shared))
         holder = flow_run_id() or uuid.uuid4().hex
         lease = IntegrationLease(settings, integration_id, integration_name, holder, log=logger)
         try:
@@ -142,7 +112,7 @@ def sync_integration(
                 organisation=organisation_of(settings, integration_id),
                 problem=f"not synced (busy): {exc}" if busy else f"interrupted ({exc})",
             )
-        return _ended(report)
+        return subflow_end(report)
 
 
 # -- entry points ----------------------------------------------------------------------------
@@ -162,62 +132,6 @@ def _targets(names: list[str] | None) -> list[IntegrationView]:
     return [v for v in _asked(names) if v.status is IntegrationStatus.CONNECTED]
 
 
-def _not_rerun(settings: Settings, view: IntegrationView, waiting: int) -> IntegrationReport:
-    """An integration whose failed bills a rerun cannot send: disabled, or not connected."""
-    if view.status is IntegrationStatus.DISABLED:
-        todo = "fix the cause, then enable_integration and rerun_failed_syncs"
-    else:
-        todo = "connect_credential, then rerun_failed_syncs"
-    return IntegrationReport(
-        view.name,
-        view.id,
-        organisation=organisation_of(settings, view),
-        problem=(
-            f"not rerun: {waiting} failed bill{'' if waiting == 1 else 's'} wait "
-            f"({view.status_detail}); {todo}"
-        ),
-    )
-
-
-def _summarise(reports: list[IntegrationReport], dry_run: bool) -> Any:
-    """The run's end: a summary table (and a log line per integration with what it leaves
-    out); when a bill did not reach Xero, the failures report and a Failed state that counts
-    them by cause."""
-    logger = get_run_logger()
-    wait_until_reachable(
-        get_settings().prefect_api_wait_seconds, "reporting the end of this run", logger
-    )
-    for report in reports:
-        logger.info("%s", report.describe())
-    create_table_artifact(
-        table=[r.row() for r in reports] or [{"integration": "(none enabled and connected)"}],
-        key="bill-sync-summary",
-        description="Bill sync: per integration"
-        + (" (dry run: nothing posted)" if dry_run else "")
-        + ". What each read, and what was skipped why, is in the run's logs.",
-    )
-    summary = {
-        "integrations": [r.details() for r in reports],
-        "failed": sum(r.failed for r in reports),
-    }
-    failing = [r for r in reports if r.failing]
-    if not failing:
-        return Completed(message="all bills synced", data=summary)
-    message = message_of(reports)
-    listed = [(r.integration, r.organisation, f) for r in reports for f in r.failures]
-    create_markdown_artifact(
-        markdown=report_markdown(
-            message,
-            listed[:LISTED],
-            total=summary["failed"],
-            notes=[f"{r.integration}: {n}" for r in failing for n in r.notes()],
-        ),
-        key="bill-sync-failures",
-        description="Bills that did not reach Xero, and what to do about each",
-    )
-    return expected_failure(message, summary)
-
-
 def _isolated(view: IntegrationView, **kwargs: Any) -> IntegrationReport:
     """Run one integration's subflow; its crash fails that subflow, not the others."""
     wait_until_reachable(
@@ -233,11 +147,11 @@ def _isolated(view: IntegrationView, **kwargs: Any) -> IntegrationReport:
         return state.result()
     if state.is_failed():  # bills that did not reach Xero: the report comes with the state
         try:
-            ended = state.result(raise_on_failure=False)
+            result = state.result(raise_on_failure=False)
         except Exception:  # no result to read: handled as a crash below
-            ended = None
-        if isinstance(ended, RunFailed) and isinstance(ended.details, IntegrationReport):
-            return ended.details
+            result = None
+        if isinstance(result, RunFailed) and isinstance(result.details, IntegrationReport):
+            return result.details
     settings = get_settings()
     report = IntegrationReport(
         view.name,
@@ -260,7 +174,7 @@ def _concurrently(
     arguments by integration id."""
     extra = per_view or {}
     timeout = get_settings().sync_run_timeout_seconds
-    ended = side_by_side(
+    outcomes = side_by_side(
         [lambda v=v: _isolated(v, **kwargs, **extra.get(v.id, {})) for v in views],
         timeout,
         name="sync-integration",
@@ -278,7 +192,7 @@ def _concurrently(
             view.id,
             problem=f"not synced to the end: its sync did not end within {timeout:.0f} s",
         )
-        for view, report in zip(views, ended, strict=True)
+        for view, report in zip(views, outcomes, strict=True)
     ]
 
 
@@ -316,9 +230,9 @@ def _sync_all(integrations: tuple[str, ...], since: dt.date | None, dry_run: boo
     targets = _targets(list(integrations) or None)
     idle = nothing_new(settings, targets)
     if idle is not None:
-        return _summarise(idle, dry_run)
+        return summarise(idle, dry_run)
     if not can_share(targets):
-        return _summarise(_concurrently(targets, since=since, dry_run=dry_run), dry_run)
+        return summarise(_concurrently(targets, since=since, dry_run=dry_run), dry_run)
     plan = shared_plan(settings, targets, since)
 
     def read(tracker: ReadTracker) -> Iterator[list[Bill]]:
@@ -326,7 +240,7 @@ def _sync_all(integrations: tuple[str, ...], since: dt.date | None, dry_run: boo
 
     with BillFeed(plan, read, [v.id for v in targets]) as feed:
         results = _concurrently(targets, since=since, dry_run=dry_run, feed=feed.id)
-    return _summarise(results, dry_run)
+    return summarise(results, dry_run)
 
 
 @flow(name="rerun_failed_syncs")
@@ -365,7 +279,7 @@ def _rerun(integration: str, bills: tuple[str, ...], since: dt.datetime | None) 
     # Failed bills of a disabled or unconnected integration wait: the run says so and fails,
     # rather than end "all bills synced" with nothing rerun.
     left = [
-        _not_rerun(settings, v, len(by_integration[v.id]))
+        not_rerun(settings, v, len(by_integration[v.id]))
         for v in views
         if v.status is not IntegrationStatus.CONNECTED
     ]
@@ -374,4 +288,4 @@ def _rerun(integration: str, bills: tuple[str, ...], since: dt.datetime | None) 
         sum(len(by_integration[v.id]) for v in targets),
     )
     per_view = {v.id: {"bill_ids": by_integration[v.id]} for v in targets}
-    return _summarise(_concurrently(targets, per_view) + left, dry_run=False)
+    return summarise(_concurrently(targets, per_view) + left, dry_run=False)

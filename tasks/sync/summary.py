@@ -1,0 +1,100 @@
+"""How a sync run and each integration's subflow end: the Prefect state a person sees, the
+summary table, the failures report; and what a caller reads back from a finished run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.states import Completed
+
+from config.errors import RunFailed
+from config.integration import IntegrationStatus
+from config.settings import Settings, get_settings
+from store.integrations import IntegrationView
+from tasks.prefect_api import wait_until_reachable
+from tasks.prefect_engine import expected_failure, reported
+from tasks.sync.ending import organisation_of
+from tasks.sync.failures import report_markdown
+from tasks.sync.report import LISTED, IntegrationReport, message_of
+
+
+def subflow_end(report: IntegrationReport) -> Any:
+    """The integration subflow's end: Failed, with its report, when a bill did not reach Xero.
+    Its end is reported to the Prefect API: if that is away, wait for it (bounded)."""
+    wait_until_reachable(
+        get_settings().prefect_api_wait_seconds,
+        f"reporting the end of the sync of {report.integration}",
+        get_run_logger(),
+    )
+    if not report.failing:
+        return report
+    message = report.message()
+    return expected_failure(message, report)
+
+
+def run_summary(state: Any) -> dict[str, Any]:
+    """What a ``sync_bills`` or ``rerun_failed_syncs`` run reports (``integrations`` rows,
+    ``failed``), whether it Completed or Failed; empty when it crashed before reporting."""
+    value = state.result(raise_on_failure=False)
+    if isinstance(value, BaseException) and not isinstance(value, RunFailed):
+        return {}  # crashed: no report
+    report = reported(value)
+    return report if isinstance(report, dict) else {}
+
+
+def not_rerun(settings: Settings, view: IntegrationView, waiting: int) -> IntegrationReport:
+    """An integration whose failed bills a rerun cannot send: disabled, or not connected."""
+    if view.status is IntegrationStatus.DISABLED:
+        todo = "fix the cause, then enable_integration and rerun_failed_syncs"
+    else:
+        todo = "connect_credential, then rerun_failed_syncs"
+    return IntegrationReport(
+        view.name,
+        view.id,
+        organisation=organisation_of(settings, view),
+        problem=(
+            f"not rerun: {waiting} failed bill{'' if waiting == 1 else 's'} wait "
+            f"({view.status_detail}); {todo}"
+        ),
+    )
+
+
+def summarise(reports: list[IntegrationReport], dry_run: bool) -> Any:
+    """The run's end: a summary table (and a log line per integration with what it leaves
+    out); when a bill did not reach Xero, the failures report and a Failed state that counts
+    them by cause."""
+    logger = get_run_logger()
+    wait_until_reachable(
+        get_settings().prefect_api_wait_seconds, "reporting the end of this run", logger
+    )
+    for report in reports:
+        logger.info("%s", report.describe())
+    create_table_artifact(
+        table=[r.row() for r in reports] or [{"integration": "(none enabled and connected)"}],
+        key="bill-sync-summary",
+        description="Bill sync: per integration"
+        + (" (dry run: nothing posted)" if dry_run else "")
+        + ". What each read, and what was skipped why, is in the run's logs.",
+    )
+    summary = {
+        "integrations": [r.details() for r in reports],
+        "failed": sum(r.failed for r in reports),
+    }
+    failing = [r for r in reports if r.failing]
+    if not failing:
+        return Completed(message="all bills synced", data=summary)
+    message = message_of(reports)
+    listed = [(r.integration, r.organisation, f) for r in reports for f in r.failures]
+    create_markdown_artifact(
+        markdown=report_markdown(
+            message,
+            listed[:LISTED],
+            total=summary["failed"],
+            notes=[f"{r.integration}: {n}" for r in failing for n in r.notes()],
+        ),
+        key="bill-sync-failures",
+        description="Bills that did not reach Xero, and what to do about each",
+    )
+    return expected_failure(message, summary)
