@@ -67,7 +67,7 @@ class Claims:
         """Claim the numbers no task is upserting; returns them, and what to wait for of the
         rest. A task waits only for claims made before its own: no cycle, no deadlock."""
         mine: list[str] = []
-        theirs: dict[int, threading.Event] = {}
+        theirs: list[threading.Event] = []
         with self._lock:
             for number in numbers:
                 pending = self._pending.get(number)
@@ -75,8 +75,8 @@ class Claims:
                     self._pending[number] = threading.Event()
                     mine.append(number)
                 else:
-                    theirs[id(pending)] = pending
-        return mine, list(theirs.values())
+                    theirs.append(pending)
+        return mine, theirs
 
     def release(self, numbers: Iterable[str]) -> None:
         """The task is done with ``numbers`` (upserted, refused or not reached)."""

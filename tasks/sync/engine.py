@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 from config.errors import BillSyncError
@@ -140,12 +141,17 @@ class IntegrationSync:
         report.xero_calls += self.rules.xero_calls  # reading the organisation counts as calls
         return report
 
+    @cached_property
+    def _listed(self) -> frozenset[str] | None:
+        """The integration's listed accounts (``None``: every account), made once per sync."""
+        return frozenset(self.integration.config.account_ids) or None
+
     def _page(self, page: list[Bill]) -> None:
         report = self.report
         self.progress.advance(len(page))
         return_free_memory()  # at most once a second (tasks.sync.runtime)
         # Bills of accounts off the integration's list are not its bills: no ledger read.
-        listed = frozenset(self.integration.config.account_ids) or None
+        listed = self._listed
         bills = page if listed is None else [b for b in page if (b.account_id or "") in listed]
         report.outside += len(page) - len(bills)
         if not bills:
