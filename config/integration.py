@@ -29,12 +29,14 @@ from config.errors import InvalidInput
 from config.line_items import LINE_ITEM_TYPES
 from config.xero_coding import (
     ACCOUNT_CODE_SCHEMA,
+    COUNTRY_TAX_SCHEMA,
     TAX_TYPE_SCHEMA,
     TRACKING_SCHEMA,
     TYPE_CODES_SCHEMA,
     TrackingChoice,
     check_tracking,
     clean_account_code,
+    clean_country_tax_types,
     clean_tax_type,
     clean_type_codes,
 )
@@ -44,6 +46,7 @@ __all__ = [
     "INVOICE_STATUSES",
     "IntegrationConfig",
     "IntegrationStatus",
+    "InvoiceNumbering",
     "SortBy",
     "SplitUsage",
     "SharedAccounts",
@@ -84,6 +87,15 @@ class SortBy(StrEnum):
     NONE = "NONE"
     SUBTOTAL = "SUBTOTAL"
     AGGREGATION_ID = "AGGREGATION_ID"
+
+
+class InvoiceNumbering(StrEnum):
+    """The number on the Xero document (``InvoiceNumber``, ``CreditNoteNumber``): m3ter's
+    invoice number, Xero's own sequence, or the m3ter bill id (``tasks.mapping.invoice``)."""
+
+    M3TER_INVOICE_NUMBER = "M3TER_INVOICE_NUMBER"
+    XERO_SEQUENCE = "XERO_SEQUENCE"
+    BILL_ID = "BILL_ID"
 
 
 def _clean_list(values: Any) -> Any:
@@ -201,6 +213,14 @@ class IntegrationConfig(BaseModel):
         title="Xero document status",
         description="DRAFT; SUBMITTED (awaiting approval in Xero); or AUTHORISED (approved).",
     )
+    invoice_numbering: Annotated[InvoiceNumbering, _choices(InvoiceNumbering)] = Field(
+        default=InvoiceNumbering.M3TER_INVOICE_NUMBER,
+        title="Invoice number",
+        description="The number on the Xero document. M3TER_INVOICE_NUMBER: m3ter's invoice "
+        "number (e.g. INV-000061; a bill without one yet carries its bill id until it has "
+        "one); XERO_SEQUENCE: Xero numbers it from the organisation's invoice settings; "
+        "BILL_ID: the m3ter bill id. With the first two, Reference carries the bill id.",
+    )
     # How each Xero line is coded (checks in config.xero_coding; precedence in
     # tasks.mapping.coding): product mappings first, then these.
     default_account_code: Annotated[str | None, ACCOUNT_CODE_SCHEMA] = Field(
@@ -214,9 +234,18 @@ class IntegrationConfig(BaseModel):
     default_tax_type: Annotated[str | None, TAX_TYPE_SCHEMA] = Field(
         default=None,
         title="Default tax type",
-        description="The Xero tax type (e.g. OUTPUT2) for lines whose product has no Xero "
-        "TaxRate mapping; empty: Xero applies the account's or item's own tax type.",
+        description="The Xero tax type (e.g. OUTPUT2) for lines that neither the customer's "
+        "country nor the product's Xero TaxRate mapping codes; empty: Xero applies the account's "
+        "or item's own tax type.",
         json_schema_extra={"default": ""},
+    )
+    tax_type_by_country: Annotated[dict[str, str], COUNTRY_TAX_SCHEMA] = Field(
+        default_factory=dict,
+        title="Tax type per customer country",
+        description="A Xero tax type for every line of a customer whose m3ter address country is "
+        'that ISO code (UK counts as GB), e.g. {"US": "NONE", "DE": "ZERORATEDOUTPUT"}; it wins '
+        "over the product's TaxRate mapping and the default tax type. Leave your own country out "
+        "to keep those for home customers.",
     )
     line_item_type_account_codes: Annotated[dict[str, str], TYPE_CODES_SCHEMA] = Field(
         default_factory=dict,
@@ -312,6 +341,11 @@ class IntegrationConfig(BaseModel):
     @classmethod
     def _tax_type(cls, value: Any) -> Any:
         return clean_tax_type(value)
+
+    @field_validator("tax_type_by_country", mode="before")
+    @classmethod
+    def _country_tax(cls, value: Any) -> Any:
+        return clean_country_tax_types(value)
 
     @field_validator("line_item_type_account_codes", mode="before")
     @classmethod

@@ -9,6 +9,8 @@ in the Xero organisation is the pre-flight's job, against the tenant's reference
   digits, 1 to 10 of them.
 - A tax type (``TaxRate.TaxType``, e.g. ``OUTPUT2``, ``TAX001``) is upper case letters and
   digits; the spec gives no length, 50 is a generous bound.
+- Tax per customer country: keys are ISO 3166-1 alpha-2 codes (``config.countries``), any case,
+  each country once; values are tax types as above.
 - Tracking: at most two categories per line ("Any LineItem can have a maximum of 2
   <TrackingCategory> elements"), each named once; category and option names at most 100
   characters (``TrackingCategory.Name``, ``TrackingOption.Name``).
@@ -22,10 +24,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
 
+from config.countries import COUNTRY_CODES
 from config.line_items import LINE_ITEM_TYPES
 
 __all__ = [
     "ACCOUNT_CODE_SCHEMA",
+    "COUNTRY_TAX_SCHEMA",
     "MAX_TRACKING_CATEGORIES",
     "TAX_TYPE_SCHEMA",
     "TRACKING_SCHEMA",
@@ -33,6 +37,7 @@ __all__ = [
     "TrackingChoice",
     "check_tracking",
     "clean_account_code",
+    "clean_country_tax_types",
     "clean_tax_type",
     "clean_type_codes",
     "refuse",
@@ -61,7 +66,7 @@ def clean_account_code(value: Any, what: str = "account code") -> Any:
     return value
 
 
-def clean_tax_type(value: Any) -> Any:
+def clean_tax_type(value: Any, what: str = "tax type") -> Any:
     """Strip and upper-case; blank -> None; else 1 to 50 letters or digits (e.g. OUTPUT2)."""
     if not isinstance(value, str):
         return value
@@ -70,7 +75,7 @@ def clean_tax_type(value: Any) -> Any:
         return None
     if not _TAX_TYPE.fullmatch(value):
         raise refuse(
-            f"not a Xero tax type: {value!r} (1 to 50 letters or digits, e.g. OUTPUT2 or TAX001)"
+            f"not a Xero {what}: {value!r} (1 to 50 letters or digits, e.g. OUTPUT2 or TAX001)"
         )
     return value
 
@@ -92,6 +97,25 @@ def clean_type_codes(value: Any) -> Any:
         if kind in out and out[kind] != code:
             raise refuse(f"two account codes for {kind} lines: {out[kind]!r} and {code!r}")
         out[kind] = code
+    return out
+
+
+def clean_country_tax_types(value: Any) -> Any:
+    """ISO 3166-1 alpha-2 country (upper-cased) -> tax type; blank tax types are dropped."""
+    if not isinstance(value, dict):
+        return value
+    out: dict[Any, Any] = {}
+    for key, tax in value.items():
+        country = key.strip().upper() if isinstance(key, str) else key
+        if country not in COUNTRY_CODES:
+            hint = ": the United Kingdom is GB" if country == "UK" else ", e.g. GB, US or DE"
+            raise refuse(f"not an ISO 3166-1 alpha-2 country code: {key!r}{hint}")
+        tax = clean_tax_type(tax, what=f"tax type for {country}")
+        if tax is None:
+            continue
+        if country in out and out[country] != tax:
+            raise refuse(f"two tax types for {country}: {out[country]!r} and {tax!r}")
+        out[country] = tax
     return out
 
 
@@ -158,6 +182,13 @@ TYPE_CODES_SCHEMA = WithJsonSchema(
         "type": "object",
         "propertyNames": {"enum": list(LINE_ITEM_TYPES)},
         "additionalProperties": {"type": "string", "maxLength": 10},
+    }
+)
+COUNTRY_TAX_SCHEMA = WithJsonSchema(
+    {
+        "type": "object",
+        "propertyNames": {"enum": sorted(COUNTRY_CODES)},
+        "additionalProperties": {"type": "string", "maxLength": 50},
     }
 )
 TRACKING_SCHEMA = WithJsonSchema(

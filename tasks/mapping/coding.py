@@ -18,8 +18,18 @@ Precedence, per line:
   ``ItemCode`` (Xero then books it to the item's sales account) > ``default_account_code``.
 - ``ItemCode``: only the product's Item mapping (m3ter's ``accountingProductCode`` is not a Xero
   item code: Xero refuses a code it does not know, so it is never sent as one).
-- ``TaxType``: the product's TaxRate mapping > ``default_tax_type`` > none (Xero then applies
-  the account's, or the item's, default tax type).
+- ``TaxType``: the integration's tax type for the customer's country (``tax_type_by_country``,
+  keyed by the m3ter account's ``address.country`` read as ``config.countries`` says: an ISO
+  3166-1 alpha-2 code, UK as GB) > the product's TaxRate mapping > ``default_tax_type`` > none
+  (Xero then applies the account's, or the item's, default tax type). An account with no
+  country, or one not listed, goes on to the product's mapping.
+
+  Why the country wins over the product: whether a sale bears the organisation's VAT at all is
+  decided by where the customer is (an export, a reverse-charged or out-of-scope service), and a
+  product has one TaxRate mapping for every customer, so it can only say the home treatment: a
+  product mapped to OUTPUT2 would otherwise charge 20 % VAT to a US customer, the very mistake
+  the option is for. A product's own rate (reduced, exempt) still codes home customers when the
+  home country is left out of ``tax_type_by_country``.
 - ``Tracking``: the integration's ``tracking``, then the product's TrackingOption mappings, one
   per category (names compared without case; in each category the mappings are chosen on their
   own, linked before unlinked). The product's option replaces the integration's in the same
@@ -40,15 +50,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from config.countries import country_code
 from config.integration import IntegrationConfig
 from config.xero_coding import MAX_TRACKING_CATEGORIES
-from tasks.m3ter.models import ExternalMapping, LineItem
+from tasks.m3ter.models import Account, ExternalMapping, LineItem
 from tasks.mapping.external import XeroMappings, find_mapping, preferred_mappings
 
 __all__ = [
     "NO_CODING",
     "Coder",
     "LineCoding",
+    "country_tax_type",
     "missing_account_reason",
     "product_key",
     "product_name",
@@ -131,18 +143,31 @@ def _merge_tracking(
     return tuple(merged)
 
 
+def country_tax_type(config: IntegrationConfig, account: Account | None) -> str | None:
+    """The integration's tax type for the account's country, or None (no country, or not one
+    the integration lists)."""
+    if account is None or account.address is None or not config.tax_type_by_country:
+        return None
+    code = country_code(account.address.country)
+    return config.tax_type_by_country.get(code) if code else None
+
+
 class Coder:
-    """Codes the lines of one bill for one integration (pure; product look-ups cached)."""
+    """Codes the lines of one bill for one integration (pure; product look-ups cached).
+
+    ``account``: the bill's customer, whose country may choose the tax type."""
 
     def __init__(
         self,
         config: IntegrationConfig,
         integration_id: str,
         mappings: XeroMappings | Iterable[ExternalMapping | dict[str, Any]] = (),
+        account: Account | None = None,
     ) -> None:
         self.config = config
         self.integration_id = integration_id
         self.mappings = XeroMappings.of(mappings)
+        self._country_tax = country_tax_type(config, account)
         self._tracking = tuple((t.category, t.option) for t in config.tracking)
         self._products: dict[str | None, _ProductCoding] = {}
 
@@ -157,7 +182,7 @@ class Coder:
         return LineCoding(
             account_code=account,
             item_code=item,
-            tax_type=product.tax_type or self.config.default_tax_type,
+            tax_type=self._country_tax or product.tax_type or self.config.default_tax_type,
             tracking=_merge_tracking(self._tracking, product.tracking),
         )
 

@@ -2,9 +2,27 @@
 
 Decisions, so that re-sending a regenerated bill updates the same Xero document:
 
-- ``InvoiceNumber`` (``CreditNoteNumber`` on a credit note) is the m3ter bill id: unique per bill
-  and the same for every version. m3ter's ``sequentialInvoiceNumber`` may only appear once a bill
-  is approved, so it goes in ``Reference`` (else ``externalInvoiceReference``).
+- The number on the document (``InvoiceNumber``, ``CreditNoteNumber`` on a credit note) is what
+  the integration's ``invoice_numbering`` says (``document_number``):
+
+  - ``M3TER_INVOICE_NUMBER`` (the default): m3ter's ``sequentialInvoiceNumber``, the number the
+    customer reads in m3ter. A bill without one (m3ter may give it only once the bill is
+    approved, and gives none at all to an organisation without a ``billPrefix``) is numbered with
+    its bill id: known in advance, unique, and clear of both m3ter's and Xero's sequences. Once
+    m3ter numbers the bill, its next version renames the document in place (Xero lets an update
+    change the number). ``Reference`` carries the bill id.
+  - ``XERO_SEQUENCE``: no number is sent; Xero gives the next one of the organisation's invoice
+    settings (``INV-0001`` / ``CN-0002``: one sequence for both kinds) and keeps it on updates.
+    ``Reference`` carries the bill id.
+  - ``BILL_ID`` (the behaviour before the option): the m3ter bill id, the same for every
+    version; m3ter's number goes in ``Reference`` (else ``externalInvoiceReference``).
+
+  So every document this integration makes carries its bill id as its number or as its
+  ``Reference`` (both, for an unnumbered bill under m3ter's numbering): that is how the sync
+  finds a document whose creation ended unknown, tells its own document from someone else's
+  holding the same number, and matches Xero's answers to bills (``tasks.sync.unknown``). An
+  update (by the document's Xero id) sends the number the option gives now; a document made
+  under another option keeps its number until its bill changes.
 - ``Date`` is the bill's ``externalInvoiceDate`` (m3ter's date for accounting), else its
   ``billDate``; ``DueDate`` is ``dueDate``, else ``Date`` + the account's ``daysBeforeBillDue``.
 - ``CurrencyCode`` is the bill's currency, else the account's.
@@ -17,7 +35,8 @@ Decisions, so that re-sending a regenerated bill updates the same Xero document:
   preferred, then an unlinked one (``tasks.mapping.external``, the one finder for accounts and
   products). No usable mapping: outcome ``MISSING_ACCOUNT_MAPPING``.
 - Lines: each carries its account code, item code, tax type and tracking from the product's
-  Xero mappings and the integration's defaults (``tasks.mapping.coding`` has the precedence).
+  Xero mappings, the customer's country and the integration's defaults (``tasks.mapping.coding``
+  has the precedence).
   On a SUBMITTED or AUTHORISED document a line with neither account code nor item code would be
   refused by Xero, so the bill is not mapped: outcome ``MISSING_ACCOUNT_MAPPING`` naming the
   first such line and its product. A DRAFT goes without (Xero accepts drafts without codes).
@@ -35,14 +54,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from config.integration import IntegrationConfig
+from config.integration import IntegrationConfig, InvoiceNumbering
 from tasks.m3ter.models import Account, Bill, ExternalMapping
 from tasks.mapping.coding import Coder, missing_account_reason
 from tasks.mapping.external import XeroMappings, find_mapping
 from tasks.mapping.lines import build_line_items, document_total
 from tasks.mapping.selection import account_allowed, bill_wanted, line_kept
 
-__all__ = ["MappingResult", "Outcome", "find_contact_mapping", "map_bill", "xero_contact"]
+__all__ = [
+    "MAX_TEXT",
+    "MappingResult",
+    "Outcome",
+    "document_number",
+    "find_contact_mapping",
+    "map_bill",
+    "xero_contact",
+]
+
+#: Xero's longest ``InvoiceNumber`` (spec, Invoice: "max length = 255"), and ``Reference``
+#: ("additional reference number (max length = 255)", the Invoices page of Xero's docs).
+MAX_TEXT = 255
 
 
 class Outcome(StrEnum):
@@ -104,6 +135,18 @@ def xero_contact(
     return contact
 
 
+def document_number(config: IntegrationConfig, bill: Bill) -> tuple[str | None, str | None]:
+    """The document's (number, ``Reference``) under the integration's ``invoice_numbering``;
+    None: not sent (Xero numbers it; no reference)."""
+    m3ter_number = (bill.sequential_invoice_number or "").strip() or None
+    if config.invoice_numbering is InvoiceNumbering.BILL_ID:
+        reference = m3ter_number or bill.external_invoice_reference
+        return bill.id[:MAX_TEXT], reference[:MAX_TEXT] if reference else None
+    if config.invoice_numbering is InvoiceNumbering.XERO_SEQUENCE:
+        return None, bill.id[:MAX_TEXT]
+    return (m3ter_number or bill.id)[:MAX_TEXT], bill.id[:MAX_TEXT]
+
+
 def _dates(bill: Bill, account: Account) -> tuple[dt.date | None, dt.date | None]:
     date = bill.external_invoice_date or bill.bill_date
     due = bill.due_date
@@ -150,7 +193,7 @@ def map_bill(
                 else ""
             ),
         )
-    coder = Coder(config, integration_id, index)
+    coder = Coder(config, integration_id, index, account)
     if config.invoice_status != "DRAFT":
         # A Xero line codes as its m3ter lines do (band lines: their line's; a per-product line:
         # its members', all alike), so checking the m3ter lines checks every Xero line.
@@ -179,8 +222,9 @@ def map_bill(
         document["DueDate"] = due.isoformat()
     if currency:
         document["CurrencyCode"] = currency.upper()
-    document["CreditNoteNumber" if credit else "InvoiceNumber"] = bill.id[:255]
-    reference = bill.sequential_invoice_number or bill.external_invoice_reference
+    number, reference = document_number(config, bill)
+    if number is not None:
+        document["CreditNoteNumber" if credit else "InvoiceNumber"] = number
     if reference:
         document["Reference"] = reference
     document["Status"] = config.invoice_status

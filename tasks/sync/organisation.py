@@ -134,7 +134,7 @@ def organisation_reference(
 
 def check_with_organisation(config: IntegrationConfig, credential: CredentialView) -> None:
     """Refuse (``InvalidInput`` naming the field and the code) a configuration whose account
-    codes, tax type or tracking the credential's organisation cannot take. Only the options are
+    codes, tax types or tracking the credential's organisation cannot take. Only the options are
     checked here; the product mappings are checked at each sync. No coding set: no call."""
     if not coded(config) or not credential.tenant_id:
         return
@@ -150,6 +150,7 @@ def check_with_organisation(config: IntegrationConfig, credential: CredentialVie
 CODING_FIELDS = (
     "default_account_code",
     "default_tax_type",
+    "tax_type_by_country",
     "line_item_type_account_codes",
     "tracking",
 )

@@ -4,7 +4,8 @@ An account code, tax type, item or tracking option the organisation does not hol
 archived) would make Xero refuse every document that uses it, one batch at a time. So the
 configuration is checked when it is saved or connected, and at the start of each sync against
 the reference data of that run (``tasks.xero.reference``): each problem names the field and the
-code, e.g. "default_account_code: account code 4100 is archived in Demo Company (UK)".
+code, e.g. "default_account_code: account code 4100 is archived in Demo Company (UK)"; a tax
+type per customer country is named with its country ("tax_type_by_country.DE: tax type ...").
 Pure: the reference data and the mappings are read by the caller.
 """
 
@@ -114,22 +115,31 @@ def _tax_on(ref: XeroReference, rate: TaxRef | None, account: AccountRef | None)
     return None
 
 
-def _tax_fits_accounts(
-    config: IntegrationConfig, ref: XeroReference, mappings: list[ExternalMapping]
-) -> Iterator[CodingProblem]:
-    """The default tax type goes on lines of every account the integration codes: Xero refuses
-    a tax type on an account of a class it does not apply to (sandbox/xero/document_rules.py)."""
-    rate = ref.tax_rate(config.default_tax_type or "")
+def _coded_accounts(
+    config: IntegrationConfig, mappings: list[ExternalMapping], own_tax_wins: bool
+) -> list[str]:
+    """The account codes the integration puts lines on: its own, and its products' Account
+    mappings (``own_tax_wins``: less those of products with a TaxRate mapping of their own)."""
     codes = {config.default_account_code, *config.line_item_type_account_codes.values()}
     taxed = {m.m3ter_id for m in mappings if m.external_table.lower() == "taxrate"}
-    codes |= {  # a product with a TaxRate mapping of its own does not take the default
+    codes |= {
         m.external_id
         for m in mappings
-        if m.external_table.lower() == "account" and m.m3ter_id not in taxed
+        if m.external_table.lower() == "account" and not (own_tax_wins and m.m3ter_id in taxed)
     }
-    for code in sorted(c for c in codes if c):
+    return sorted(c for c in codes if c)
+
+
+def _tax_fits_accounts(
+    field: str, tax_type: str, ref: XeroReference, codes: list[str]
+) -> Iterator[CodingProblem]:
+    """A tax type the integration puts on lines of every account in ``codes`` must suit each:
+    Xero refuses a tax type on an account of a class it does not apply to
+    (sandbox/xero/document_rules.py)."""
+    rate = ref.tax_rate(tax_type)
+    for code in codes:
         if why := _tax_on(ref, rate, ref.account(code)):
-            yield CodingProblem("default_tax_type", why)
+            yield CodingProblem(field, why)
 
 
 def _product_tax_fits(
@@ -183,7 +193,17 @@ def _problems(
     if config.default_tax_type and (why := _tax(ref, config.default_tax_type)):
         yield CodingProblem("default_tax_type", why)
     elif config.default_tax_type:
-        yield from _tax_fits_accounts(config, ref, mappings)
+        # a product with a TaxRate mapping of its own does not take the default
+        codes = _coded_accounts(config, mappings, own_tax_wins=True)
+        yield from _tax_fits_accounts("default_tax_type", config.default_tax_type, ref, codes)
+    # a customer's country wins over every product's own TaxRate mapping
+    every = _coded_accounts(config, mappings, own_tax_wins=False)
+    for country, tax_type in sorted(config.tax_type_by_country.items()):
+        field = f"tax_type_by_country.{country}"
+        if why := _tax(ref, tax_type):
+            yield CodingProblem(field, why)
+        else:
+            yield from _tax_fits_accounts(field, tax_type, ref, every)
     for n, choice in enumerate(config.tracking):
         if why := _tracking(ref, choice.category, choice.option):
             yield CodingProblem(f"tracking.{n}", why)

@@ -148,6 +148,48 @@ def test_tax_type_precedence(
     assert xero_line(cfg(**options), maps).get("TaxType") == expected
 
 
+BY_COUNTRY = {"tax_type_by_country": {"GB": "OUTPUT2", "us": "NONE", "DE": "ZERORATEDOUTPUT"}}
+REDUCED = [pmap("TaxRate", "RROUTPUT")]  # the product's own (home) rate
+
+
+def customer(country: str | None, address: bool = True) -> dict[str, Any]:
+    """The test account, living in ``country`` (m3ter's free text), or with no address."""
+    return {**ACCOUNT, "address": {"country": country} if address else None}
+
+
+@pytest.mark.parametrize(
+    ("options", "maps", "account", "expected"),
+    [
+        # the customer's country wins over the product's TaxRate mapping and the default
+        ({**BY_COUNTRY, "default_tax_type": "EXEMPTOUTPUT"}, REDUCED, customer("US"), "NONE"),
+        (BY_COUNTRY, REDUCED, customer("DE"), "ZERORATEDOUTPUT"),
+        (BY_COUNTRY, REDUCED, customer("GB"), "OUTPUT2"),
+        # m3ter's country is free text: trimmed, any case; UK is GB
+        (BY_COUNTRY, [], customer(" de "), "ZERORATEDOUTPUT"),
+        (BY_COUNTRY, [], customer("uk"), "OUTPUT2"),
+        # a country not listed: the product's mapping, then the default, then none
+        ({**BY_COUNTRY, "default_tax_type": "EXEMPTOUTPUT"}, REDUCED, customer("NZ"), "RROUTPUT"),
+        ({**BY_COUNTRY, "default_tax_type": "EXEMPTOUTPUT"}, [], customer("NZ"), "EXEMPTOUTPUT"),
+        (BY_COUNTRY, [], customer("NZ"), None),
+        # no country, or text that is not an ISO 3166-1 alpha-2 code: as if not listed
+        ({**BY_COUNTRY, "default_tax_type": "EXEMPTOUTPUT"}, [], customer(None), "EXEMPTOUTPUT"),
+        ({**BY_COUNTRY, "default_tax_type": "EXEMPTOUTPUT"}, [], customer(" "), "EXEMPTOUTPUT"),
+        ({**BY_COUNTRY, "default_tax_type": "EXEMPTOUTPUT"}, [], customer("x", False),
+         "EXEMPTOUTPUT"),
+        (BY_COUNTRY, REDUCED, customer("Germany"), "RROUTPUT"),
+        (BY_COUNTRY, REDUCED, customer("DEU"), "RROUTPUT"),
+    ],
+)  # fmt: skip
+def test_tax_type_by_customer_country(
+    options: dict[str, Any],
+    maps: list[dict[str, Any]],
+    account: dict[str, Any],
+    expected: str | None,
+) -> None:
+    doc = mapped(cfg(**options), bill(compute()), account=account, mappings=maps)
+    assert doc["LineItems"][0].get("TaxType") == expected
+
+
 # --------------------------------------------------------------------------- Tracking
 
 
@@ -498,3 +540,17 @@ def test_missing_account_is_checked_on_kept_lines_only() -> None:
     storage_mapped = [pmap("Account", "4200", product="prod-storage")]
     doc = mapped(config, bill(STORAGE, compute()), mappings=storage_mapped)
     assert [li["AccountCode"] for li in doc["LineItems"]] == ["4200"]
+
+
+def test_every_line_of_a_bill_takes_its_customers_country_tax() -> None:
+    credit = line("-5.00", type_="CREDIT_MEMO", description="Goodwill credit")
+    config = cfg(
+        **BY_COUNTRY, default_tax_type="EXEMPTOUTPUT", split_usage_line_items="ITEM_PER_PRODUCT"
+    )
+    maps = [*PRODUCT_MAPS, pmap("TaxRate", "RROUTPUT", product="prod-storage")]
+    us = mapped(config, bill(TIERED, STORAGE, credit), account=customer("US"), mappings=maps)
+    assert [li["TaxType"] for li in us["LineItems"]] == ["NONE"] * 3
+    nz = mapped(config, bill(TIERED, STORAGE, credit), account=customer("NZ"), mappings=maps)
+    assert [li["TaxType"] for li in nz["LineItems"]] == ["OUTPUT2", "RROUTPUT", "EXEMPTOUTPUT"]
+    # without an account, the coder has no country
+    assert Coder(config, INTEGRATION)(LineItem.model_validate(compute())).tax_type == "EXEMPTOUTPUT"

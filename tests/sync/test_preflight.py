@@ -202,3 +202,39 @@ def test_the_default_tax_type_must_suit_every_account_the_integration_codes() ->
     assert problem.field == "external mapping map-1 (product prod-1 → Xero TaxRate)"
     assert "cannot be used on account code 850 (liability)" in problem.message
     assert check_coding(config(default_tax_type="OUTPUT2", default_account_code="200"), ref) == []
+
+
+def test_each_countrys_tax_type_is_checked_naming_the_country() -> None:
+    accounts = COLLECTIONS["Accounts"] + [
+        {"Code": "850", "Name": "Deferred", "Status": "ACTIVE", "Class": "LIABILITY",
+         "Type": "CURRLIAB"},
+    ]  # fmt: skip
+    ref = read_reference(
+        lambda c, p: accounts if c == "Accounts" else COLLECTIONS[c], items=False, tracking=False
+    )
+    by_country = {"US": "GST", "DE": "INPUT2", "NZ": "OUTPUT", "GB": "OUTPUT2"}
+    problems = check_coding(config(tax_type_by_country=by_country), ref)
+    assert [str(p) for p in problems] == [
+        "tax_type_by_country.DE: tax type INPUT2 cannot be used on revenue in Demo Company (UK)",
+        "tax_type_by_country.NZ: tax type OUTPUT is deleted in Demo Company (UK)",
+        "tax_type_by_country.US: tax type GST does not exist in Demo Company (UK)",
+    ]
+    good = config(tax_type_by_country={"GB": "OUTPUT2"}, default_account_code="200")
+    assert check_coding(good, ref) == []
+    # A country's tax type goes on every account the integration codes, a product's own
+    # TaxRate mapping notwithstanding (the country wins over it).
+    cfg = config(
+        tax_type_by_country={"GB": "OUTPUT2"},
+        line_item_type_account_codes={"COMMITMENT_CONSUMED": "850"},
+    )
+    (problem,) = check_coding(cfg, ref)
+    assert str(problem) == (
+        "tax_type_by_country.GB: tax type OUTPUT2 cannot be used on account code 850 "
+        "(liability) in Demo Company (UK)"
+    )
+    own_tax = [mapping("Account", "850"), mapping("TaxRate", "OUTPUT2")]
+    problems = check_coding(config(tax_type_by_country={"GB": "OUTPUT2"}), ref, own_tax)
+    assert [p.field for p in problems] == [
+        "tax_type_by_country.GB",
+        "external mapping map-1 (product prod-1 → Xero TaxRate)",
+    ]
