@@ -27,7 +27,13 @@ from tasks.xero.invoices import XeroAccountingClient
 
 UK = "Demo Company (UK)"
 CENT = Decimal("0.01")
-RATES = {"OUTPUT2": Decimal("0.20"), "ZERORATEDOUTPUT": Decimal(0)}
+# The UK organisation's revenue rates (sandbox/xero/books.py): 20 %, 5 %, zero rated, no VAT.
+RATES = {
+    "OUTPUT2": Decimal("0.20"),
+    "RROUTPUT": Decimal("0.05"),
+    "ZERORATEDOUTPUT": Decimal(0),
+    "NONE": Decimal(0),
+}
 
 Coding = tuple[str | None, str | None, str | None, tuple[tuple[str, str], ...]]
 
@@ -123,15 +129,19 @@ def product_tables(m3ter_sandbox, product_id: str | None) -> dict[str, list[str]
     return found
 
 
-def expected_coding(m3ter_sandbox, line: dict[str, Any], **config: Any) -> Coding:
-    """The precedence of issue 16, from the line and the seeded mappings."""
+def expected_coding(
+    m3ter_sandbox, line: dict[str, Any], country: str | None = None, **config: Any
+) -> Coding:
+    """The precedence of issue 16 (and the customer's ``country``, issue 21), from the line and
+    the seeded mappings."""
     tables = product_tables(m3ter_sandbox, line.get("accountingProductId") or line["productId"])
     item = (tables.get("item") or [None])[0]
     account = config.get("line_item_type_account_codes", {}).get(line["lineItemType"])
     account = account or (tables.get("account") or [None])[0]
     if not account and not item:
         account = config.get("default_account_code")
-    tax = (tables.get("taxrate") or [None])[0] or config.get("default_tax_type")
+    tax = config.get("tax_type_by_country", {}).get(country)
+    tax = tax or (tables.get("taxrate") or [None])[0] or config.get("default_tax_type")
     tracking = {t["category"]: t["option"] for t in config.get("tracking", [])}
     for option in tables.get("trackingoption", []):
         category, _, name = option.partition(":")
@@ -148,13 +158,15 @@ def bill_total(bill: dict[str, Any]) -> Decimal:
     return sum((Decimal(str(li["subtotal"])) for li in bill["lineItems"]), Decimal(0))
 
 
-def amounts_by_coding(m3ter_sandbox, bill: dict[str, Any], **config: Any) -> dict[Coding, Decimal]:
+def amounts_by_coding(
+    m3ter_sandbox, bill: dict[str, Any], country: str | None = None, **config: Any
+) -> dict[Coding, Decimal]:
     """What each coding should carry on the bill's document (the document's sign; the lines
     are in the bill's currency, as every seeded line is)."""
     sign = -1 if bill_total(bill) < 0 else 1
     out: dict[Coding, Decimal] = {}
     for line in bill["lineItems"]:
-        coding = expected_coding(m3ter_sandbox, line, **config)
+        coding = expected_coding(m3ter_sandbox, line, country, **config)
         out[coding] = out.get(coding, Decimal(0)) + sign * Decimal(str(line["subtotal"]))
     return {c: a for c, a in out.items() if a.quantize(CENT) != 0}
 
@@ -164,17 +176,21 @@ def half_up(value: Decimal) -> Decimal:
 
 
 def assert_coded(
-    m3ter_sandbox, bill: dict[str, Any], document: dict[str, Any], **config: Any
+    m3ter_sandbox,
+    bill: dict[str, Any],
+    document: dict[str, Any],
+    country: str | None = None,
+    **config: Any,
 ) -> None:
     """Each coding carries the bill's lines of that coding (to the rounding cent), and tax is
-    per line, half up, then summed."""
+    per line, half up, then summed (``country``: the customer's, for ``tax_type_by_country``)."""
     lines = document["LineItems"]
     sent: dict[Coding, Decimal] = {}
     for line in lines:
         coding = xero_coding(line)
         sent[coding] = sent.get(coding, Decimal(0)) + Decimal(str(line["LineAmount"]))
     sent = {c: a for c, a in sent.items() if a != 0}
-    wanted = amounts_by_coding(m3ter_sandbox, bill, **config)
+    wanted = amounts_by_coding(m3ter_sandbox, bill, country, **config)
     assert set(sent) == set(wanted), (bill["id"], sent, wanted)
     for coding, amount in wanted.items():
         assert abs(sent[coding] - amount) <= Decimal("0.05"), (bill["id"], coding)
@@ -469,6 +485,117 @@ def test_saving_coding_the_organisation_lacks_is_refused(sync_env, xero_server, 
     assert "default_account_code: account code 206 is archived in Demo Company (UK)" in (
         connected.message
     )
+    assert integrations().get("Loose").credential_id is None
+
+
+BY_COUNTRY = {"GB": "OUTPUT2", "US": "NONE", "DE": "ZERORATEDOUTPUT"}
+
+
+def document_of(docs: dict[str, dict[str, Any]], bill_id: str) -> dict[str, Any]:
+    """The bill's document: numbered with the bill id, or carrying it as its Reference."""
+    return docs.get(bill_id) or next(d for d in docs.values() if d.get("Reference") == bill_id)
+
+
+def test_each_customer_is_taxed_by_its_country(sync_env, connect, xero_server, m3ter_sandbox):
+    # Compute Revenue has a reduced rate of its own: customers of a country not listed keep it,
+    # a listed country's tax type wins over it.
+    m3ter_sandbox.add_mapping(
+        {
+            "m3terEntity": "Product",
+            "productCode": "compute_revenue",
+            "externalTable": "TaxRate",
+            "externalId": "RROUTPUT",
+        }
+    )
+    options = {**CODED, "tax_type_by_country": BY_COUNTRY}
+    main = connect("By country", **options)
+    state = sync_bills(return_state=True)
+    assert state.is_completed(), state.message
+
+    docs = xero_docs(xero_server, main["tenant_id"])
+    countries = {a["id"]: a["address"]["country"] for a in m3ter_sandbox.accounts}
+    taxed: dict[str, Counter[str]] = {}
+    tax: dict[str, Decimal] = {}
+    reduced: Counter[str] = Counter()  # lines of Compute Revenue per country
+    with xero_client(main) as client:
+        for record in m3ter_sandbox.bills:
+            bill = m3ter_sandbox.bill(record.id)
+            country = countries[bill["accountId"]]
+            document = full_document(client, document_of(docs, bill["id"]))
+            # every line's TaxType, and the tax Xero computed on it, per line and in total
+            assert_coded(m3ter_sandbox, bill, document, country, **options)
+            lines = document["LineItems"]
+            taxed.setdefault(country, Counter()).update(li["TaxType"] for li in lines)
+            tax[country] = tax.get(country, Decimal(0)) + Decimal(str(document["TotalTax"]))
+            reduced[country] += sum(
+                (li.get("accountingProductCode") or li.get("productCode")) == "compute_revenue"
+                for li in bill["lineItems"]
+            )
+    assert set(taxed) == {"GB", "US", "DE", "NZ", "IE"}
+    assert set(taxed["US"]) == {"NONE"} and tax["US"] == 0
+    assert set(taxed["DE"]) == {"ZERORATEDOUTPUT"} and tax["DE"] == 0
+    assert set(taxed["GB"]) == {"OUTPUT2"} and tax["GB"] > 0
+    assert reduced["GB"] and reduced["US"] + reduced["DE"]  # the country won over RROUTPUT
+    # not listed: the product's mapping (the seed bills Compute Revenue in NZ), else the default
+    assert set(taxed["NZ"]) == {"OUTPUT2", "RROUTPUT"} and tax["NZ"] > 0
+    assert set(taxed["IE"]) <= {"OUTPUT2", "RROUTPUT"} and tax["IE"] > 0
+
+
+def test_saving_a_country_tax_type_the_organisation_lacks_is_refused(
+    sync_env, xero_server, m3ter_sandbox
+):
+    from deployments.connect import sandbox_credential
+    from flows.integrations import (
+        connect_credential,
+        create_integration,
+        integrations,
+        update_integration,
+    )
+
+    sandbox_credential(xero_server.url, "UK books")
+    refused = create_integration(
+        {"name": "Exports", "tax_type_by_country": {"us": "NONE", "de": "TAX002"}},
+        credential="UK books",
+        return_state=True,
+    )
+    assert refused.is_failed()
+    assert refused.message == f"tax_type_by_country.DE: tax type TAX002 does not exist in {UK}"
+    assert [v.name for v in integrations().list()] == []
+
+    made = create_integration(
+        {"name": "Exports", "tax_type_by_country": {"US": "NONE"}},
+        credential="UK books",
+        return_state=True,
+    )
+    assert made.is_completed(), made.message
+    before = integrations().get("Exports").config
+    assert before.tax_type_by_country == {"US": "NONE"}
+    expense = update_integration(
+        "Exports", {"tax_type_by_country": {"US": "NONE", "IE": "INPUT2"}}, return_state=True
+    )
+    assert expense.is_failed()
+    assert expense.message == (
+        f"tax_type_by_country.IE: tax type INPUT2 cannot be used on revenue in {UK}"
+    )
+    not_a_code = update_integration(
+        "Exports", {"tax_type_by_country": {"UK": "OUTPUT2"}}, return_state=True
+    )
+    assert not_a_code.is_failed()
+    assert not_a_code.message == (
+        "tax_type_by_country: not an ISO 3166-1 alpha-2 country code: 'UK': the United Kingdom "
+        "is GB"
+    )
+    assert integrations().get("Exports").config == before
+
+    # Saved without a credential, the country's tax type is checked when one is connected.
+    loose = create_integration(
+        {"name": "Loose", "account_ids": ["someone"], "tax_type_by_country": {"NZ": "OUTPUT"}},
+        return_state=True,
+    )
+    assert loose.is_completed(), loose.message
+    connected = connect_credential("Loose", "UK books", return_state=True)
+    assert connected.is_failed()
+    assert f"tax_type_by_country.NZ: tax type OUTPUT is deleted in {UK}" in connected.message
     assert integrations().get("Loose").credential_id is None
 
 
