@@ -136,7 +136,7 @@ def _not_completed(name: str, pending: Any, why: str) -> State:
     return expected_failure(message)
 
 
-@flow(name="provision_xero_credential")
+@flow(name="provision_xero_credential", flow_run_name="provision {name}")
 def provision_xero_credential(
     name: str, entity_type: EntityType = "Bill", destination: Destination = "Xero"
 ) -> Any:
@@ -240,7 +240,7 @@ def _refused(exc: Exception) -> State:
     return expected_failure(str(exc))
 
 
-@flow(name="list_credentials")
+@flow(name="list_credentials", flow_run_name="list credentials")
 def list_credentials() -> list[dict[str, Any]]:
     """List credentials as a table artifact (pending ones as ``NAME (Incomplete)``)."""
     rows = credential_rows()
@@ -249,7 +249,7 @@ def list_credentials() -> list[dict[str, Any]]:
     return rows
 
 
-@flow(name="delete_credential")
+@flow(name="delete_credential", flow_run_name="delete credential {credential}")
 def delete_credential(credential: str) -> Any:
     """Delete a credential by id or name (tokens are not revoked at Xero: see ``revoke``).
 
@@ -266,7 +266,7 @@ def delete_credential(credential: str) -> Any:
     return view.id
 
 
-@flow(name="revoke_credential")
+@flow(name="revoke_credential", flow_run_name="revoke credential {credential}")
 def revoke_credential(credential: str) -> Any:
     """Revoke a credential's tokens at Xero (which removes its connections), then delete it.
 

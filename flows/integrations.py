@@ -18,6 +18,7 @@ from prefect.states import State
 from config.errors import AuthError, InvalidInput, NotFound, TransientError
 from config.integration import IntegrationConfig, validate_config
 from config.settings import get_settings
+from flows.run_names import create_run_name
 from store.credentials import CredentialStatus
 from store.factory import credential_store, integration_store
 from store.integrations import IntegrationStore, IntegrationView
@@ -92,7 +93,7 @@ def _check_coding(config: IntegrationConfig, credential: str | None) -> None:
         ) from None
 
 
-@flow(name="create_integration", validate_parameters=False)
+@flow(name="create_integration", flow_run_name=create_run_name, validate_parameters=False)
 def create_integration(config: IntegrationConfig, credential: str = "") -> dict | State:
     """Create an integration from every console option; optionally connect a credential.
 
@@ -112,7 +113,7 @@ def create_integration(config: IntegrationConfig, credential: str = "") -> dict 
     return _report(view, "created")
 
 
-@flow(name="update_integration", validate_parameters=False)
+@flow(name="update_integration", flow_run_name="update {integration}", validate_parameters=False)
 def update_integration(integration: str, changes: dict[str, Any]) -> dict | State:
     """Change some options of an integration; the others keep their values.
 
@@ -133,7 +134,7 @@ def update_integration(integration: str, changes: dict[str, Any]) -> dict | Stat
     return _report(view, "updated")
 
 
-@flow(name="list_integrations")
+@flow(name="list_integrations", flow_run_name="list integrations")
 def list_integrations() -> list[dict[str, Any]]:
     """List every integration as a table artifact: name, id, status and credential."""
     rows = [
@@ -152,7 +153,7 @@ def list_integrations() -> list[dict[str, Any]]:
     return rows
 
 
-@flow(name="delete_integration")
+@flow(name="delete_integration", flow_run_name="delete integration {integration}")
 def delete_integration(integration: str) -> str | State:
     """Delete an integration; what it already sent to Xero stays there.
 
@@ -167,7 +168,7 @@ def delete_integration(integration: str) -> str | State:
     return view.id
 
 
-@flow(name="enable_integration")
+@flow(name="enable_integration", flow_run_name="enable {integration}")
 def enable_integration(integration: str) -> dict | State:
     """Enable a disabled integration: the next sync sends its bills again.
 
@@ -180,7 +181,7 @@ def enable_integration(integration: str) -> dict | State:
         return _refused(exc, "integration")
 
 
-@flow(name="disable_integration")
+@flow(name="disable_integration", flow_run_name="disable {integration}")
 def disable_integration(integration: str, reason: str = "disabled by a person") -> dict | State:
     """Disable an integration: syncs skip it until it is enabled again.
 
@@ -194,7 +195,7 @@ def disable_integration(integration: str, reason: str = "disabled by a person") 
         return _refused(exc, "integration")
 
 
-@flow(name="connect_credential")
+@flow(name="connect_credential", flow_run_name="connect {integration} to {credential}")
 def connect_credential(integration: str, credential: str) -> dict | State:
     """Connect an ACTIVE Xero credential to an integration.
 
@@ -205,7 +206,7 @@ def connect_credential(integration: str, credential: str) -> dict | State:
     return _connect(integration, credential, "connected")
 
 
-@flow(name="change_credential")
+@flow(name="change_credential", flow_run_name="change credential of {integration} to {credential}")
 def change_credential(integration: str, credential: str) -> dict | State:
     """Replace the credential an integration sends with.
 
@@ -226,7 +227,7 @@ def _connect(integration: str, credential: str, action: str) -> dict | State:
         return _refused(exc, "integration")
 
 
-@flow(name="disconnect_credential")
+@flow(name="disconnect_credential", flow_run_name="disconnect {integration}")
 def disconnect_credential(integration: str) -> dict | State:
     """Disconnect an integration's credential: syncs skip it until one is connected.
 

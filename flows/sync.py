@@ -20,12 +20,13 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from config.errors import Interrupted, NotFound, RunFailed
+from config.errors import Interrupted, InvalidInput, NotFound, RunFailed
 from config.integration import IntegrationStatus
 from config.settings import get_settings
+from flows.run_names import rerun_run_name, sync_run_name
 from store.factory import database, integration_store
 from store.integrations import IntegrationView
-from store.ledger import RETRYABLE, Ledger
+from store.ledger import FAILED, FailedOutcome, Ledger, Outcome
 from tasks.m3ter.models import Bill
 from tasks.prefect_api import wait_until_reachable
 from tasks.prefect_engine import (
@@ -34,7 +35,7 @@ from tasks.prefect_engine import (
 )
 from tasks.sync import handoff, stopping
 from tasks.sync.assembly import run_integration
-from tasks.sync.ending import count_run, organisation_of
+from tasks.sync.ending import count_run, not_enabled, organisation_of
 from tasks.sync.feed import (
     BillFeed,
     ReadTracker,
@@ -42,7 +43,7 @@ from tasks.sync.feed import (
     read_bills,
 )
 from tasks.sync.lease import IntegrationBusy, IntegrationLease
-from tasks.sync.report import IntegrationReport
+from tasks.sync.report import IntegrationReport, Stop
 from tasks.sync.runtime import tune_process
 from tasks.sync.scope import can_share, nothing_new, shared_plan
 from tasks.sync.summary import not_rerun, subflow_end, summarise
@@ -105,13 +106,15 @@ def sync_integration(
                 report = body(shared)
         except (IntegrationBusy, Interrupted) as exc:  # Interrupted: the database went away
             logger.error("%s", exc)
-            busy = isinstance(exc, IntegrationBusy)
             report = IntegrationReport(
                 integration_name,
                 integration_id,
                 organisation=organisation_of(settings, integration_id),
-                problem=f"not synced (busy): {exc}" if busy else f"interrupted ({exc})",
             )
+            if isinstance(exc, IntegrationBusy):
+                report.stopped(Stop.BUSY, f"not synced (busy): {exc}")
+            else:
+                report.stopped(Stop.INTERRUPTED, f"interrupted ({exc})")
         return subflow_end(report)
 
 
@@ -128,8 +131,17 @@ def _asked(names: list[str] | None) -> list[IntegrationView]:
     return views
 
 
-def _targets(names: list[str] | None) -> list[IntegrationView]:
-    return [v for v in _asked(names) if v.status is IntegrationStatus.CONNECTED]
+def _unsynced(view: IntegrationView) -> IntegrationReport:
+    """The row of an integration a run cannot sync (disabled, not connected): it fails the run,
+    saying since when, why, and the flow that turns it back on."""
+    settings = get_settings()
+    return IntegrationReport(
+        view.name,
+        view.id,
+        organisation=organisation_of(settings, view),
+        stop=Stop.NOT_ENABLED,
+        disabled=not_enabled(settings, view),
+    )
 
 
 def _isolated(view: IntegrationView, **kwargs: Any) -> IntegrationReport:
@@ -158,8 +170,8 @@ def _isolated(view: IntegrationView, **kwargs: Any) -> IntegrationReport:
         view.id,
         organisation=organisation_of(settings, view),
         dry_run=bool(kwargs.get("dry_run")),
-        problem=f"sync crashed: {str(state.message)[:300]}",
     )
+    report.stopped(Stop.CRASHED, f"sync crashed: {str(state.message)[:300]}")
     count_run(settings, view, report, get_run_logger())
     return report
 
@@ -185,18 +197,22 @@ def _concurrently(
         ),
     )
     return [
-        report
-        if isinstance(report, IntegrationReport)
-        else IntegrationReport(  # its waits are bounded, so only a stuck thread gets here
-            view.name,
-            view.id,
-            problem=f"not synced to the end: its sync did not end within {timeout:.0f} s",
-        )
+        report if isinstance(report, IntegrationReport) else _timed_out(view, timeout)
         for view, report in zip(views, outcomes, strict=True)
     ]
 
 
-@flow(name="sync_bills")
+def _timed_out(view: IntegrationView, timeout: float) -> IntegrationReport:
+    """An integration whose sync outlived the run's timeout (its waits are bounded, so only a
+    stuck thread gets here)."""
+    report = IntegrationReport(view.name, view.id)
+    report.stopped(
+        Stop.TIMED_OUT, f"not synced to the end: its sync did not end within {timeout:.0f} s"
+    )
+    return report
+
+
+@flow(name="sync_bills", flow_run_name=sync_run_name)
 def sync_bills(
     integrations: tuple[str, ...] = (),
     since: dt.date | None = None,
@@ -223,16 +239,25 @@ def _unless_interrupted(run: Callable[[], Any]) -> Any:
     except Interrupted as exc:
         get_run_logger().error("the run was interrupted: %s", exc)
         return expected_failure(f"interrupted: {exc}")
+    except (InvalidInput, NotFound) as exc:  # what the person asked for: nothing was sent
+        get_run_logger().error("%s", exc)
+        return expected_failure(str(exc))
 
 
 def _sync_all(integrations: tuple[str, ...], since: dt.date | None, dry_run: bool) -> Any:
+    """Every asked integration: the connected ones synced, the others (disabled, not
+    connected) reported as not synced, so a run that could not send them is not green."""
     settings = get_settings()
-    targets = _targets(list(integrations) or None)
+    asked = _asked(list(integrations) or None)
+    targets = [v for v in asked if v.status is IntegrationStatus.CONNECTED]
+    unsynced = [_unsynced(v) for v in asked if v.status is not IntegrationStatus.CONNECTED]
+    if not asked:
+        get_run_logger().info("no integrations yet: create_integration, then connect_credential")
     idle = nothing_new(settings, targets)
     if idle is not None:
-        return summarise(idle, dry_run)
+        return summarise(unsynced + idle, dry_run)
     if not can_share(targets):
-        return summarise(_concurrently(targets, since=since, dry_run=dry_run), dry_run)
+        return summarise(unsynced + _concurrently(targets, since=since, dry_run=dry_run), dry_run)
     plan = shared_plan(settings, targets, since)
 
     def read(tracker: ReadTracker) -> Iterator[list[Bill]]:
@@ -240,46 +265,59 @@ def _sync_all(integrations: tuple[str, ...], since: dt.date | None, dry_run: boo
 
     with BillFeed(plan, read, [v.id for v in targets]) as feed:
         results = _concurrently(targets, since=since, dry_run=dry_run, feed=feed.id)
-    return summarise(results, dry_run)
+    return summarise(unsynced + results, dry_run)
 
 
-@flow(name="rerun_failed_syncs")
+@flow(name="rerun_failed_syncs", flow_run_name=rerun_run_name)
 def rerun_failed_syncs(
     integration: str = "",
     bills: tuple[str, ...] = (),
     since: dt.datetime | None = None,
+    outcomes: tuple[FailedOutcome, ...] = (),
 ) -> Any:
-    """Rerun only the failed ledger rows (optionally of one integration, some bills, or since).
+    """Send again the bills that did not reach Xero (every failed ledger row, or those asked
+    for by integration, bill, time or outcome), once what stopped them is fixed.
 
     Args:
         integration: name or id; empty means all.
         bills: m3ter bill ids; empty means every failed bill.
         since: only failures recorded at or after this time.
+        outcomes: only these failed outcomes (e.g. ACCOUNTING_PERIOD_CLOSED once the lock date
+            moved); empty means every one.
     """
     tune_process()
     stopping.install()
     handoff.require_in_process()
-    return _unless_interrupted(lambda: _rerun(integration, bills, since))
+    return _unless_interrupted(lambda: _rerun(integration, bills, since, outcomes))
 
 
-def _rerun(integration: str, bills: tuple[str, ...], since: dt.datetime | None) -> Any:
+def _rerun(
+    integration: str,
+    bills: tuple[str, ...],
+    since: dt.datetime | None,
+    outcomes: tuple[FailedOutcome, ...],
+) -> Any:
     settings = get_settings()
     asked = _asked([integration] if integration else None)
-    entries = Ledger(database(settings)).entries(
+    wanted = {Outcome(o) for o in outcomes} or FAILED
+    ledger = Ledger(database(settings))
+    entries = ledger.entries(
         integration_ids=[v.id for v in asked],
         bill_ids=list(bills) or None,
-        outcomes=RETRYABLE,
+        outcomes=wanted,
         since=since.timestamp() if since else None,
     )
+    if bills:
+        _refuse_unknown_bills(ledger, asked, bills, {e.bill_id for e in entries})
     by_integration: dict[str, list[str]] = {}
     for entry in entries:
         by_integration.setdefault(entry.integration_id, []).append(entry.bill_id)
     views = [v for v in asked if v.id in by_integration]
     targets = [v for v in views if v.status is IntegrationStatus.CONNECTED]
-    # Failed bills of a disabled or unconnected integration wait: the run says so and fails,
-    # rather than end "all bills synced" with nothing rerun.
+    # Failed bills of a disabled or unconnected integration wait: the run says so, counts
+    # every one of them and fails, rather than end "all bills synced" with nothing rerun.
     left = [
-        not_rerun(settings, v, len(by_integration[v.id]))
+        not_rerun(settings, v, [e for e in entries if e.integration_id == v.id])
         for v in views
         if v.status is not IntegrationStatus.CONNECTED
     ]
@@ -288,4 +326,22 @@ def _rerun(integration: str, bills: tuple[str, ...], since: dt.datetime | None) 
         sum(len(by_integration[v.id]) for v in targets),
     )
     per_view = {v.id: {"bill_ids": by_integration[v.id]} for v in targets}
-    return summarise(_concurrently(targets, per_view) + left, dry_run=False)
+    return summarise(left + _concurrently(targets, per_view), dry_run=False)
+
+
+def _refuse_unknown_bills(
+    ledger: Ledger, views: list[IntegrationView], asked: tuple[str, ...], failed: set[str]
+) -> None:
+    """A bill asked for by id that is not a failed bill: refused by name (nothing is sent),
+    saying whether it is already in Xero or unknown to the ledger."""
+    rest = [b for b in dict.fromkeys(asked) if b not in failed]
+    if not rest:
+        return
+    known = {
+        e.bill_id: e.outcome
+        for e in ledger.entries(integration_ids=[v.id for v in views], bill_ids=rest)
+    }
+    said = [f"{b} ({known[b].value})" if b in known else f"{b} (not in the ledger)" for b in rest]
+    raise InvalidInput(
+        f"not among the failed bills asked for, nothing rerun: {', '.join(said)}", field="bills"
+    )

@@ -258,21 +258,25 @@ class CredentialStore:
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(
-                    t.c.status, t.c.token_ciphertext, t.c.token_version, t.c.refresh_lease_until
+                    t.c.status,
+                    t.c.token_ciphertext,
+                    t.c.token_version,
+                    t.c.refresh_lease_until,
+                    t.c.name,
                 ).where(t.c.id == credential_id)
             ).first()
         if row is None:
             raise NotFound(f"no credential {credential_id}")
         status = CredentialStatus(row.status)
         if status is CredentialStatus.PENDING:
-            raise AuthError(f"credential {credential_id} has not completed consent")
+            raise AuthError(f"credential {row.name!r} ({credential_id}) has not completed consent")
         tokens = (
             TokenSet(**self.cipher.decrypt_json(row.token_ciphertext))
             if row.token_ciphertext
             else None
         )
         return TokenRecord(
-            credential_id, status, tokens, row.token_version, row.refresh_lease_until
+            credential_id, status, tokens, row.token_version, row.refresh_lease_until, row.name
         )
 
     def try_lease(self, credential_id: str, version: int, lease_seconds: float) -> int | None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -41,8 +41,8 @@ class Outcome(StrEnum):
     CONTACT_ARCHIVED = "CONTACT_ARCHIVED"  # the account's Xero contact is archived
 
 
-#: What ``rerun_failed_syncs`` picks up by default: the bill did not reach Xero as it should,
-#: and another attempt may succeed (paid / locked-period bills need a person in Xero first).
+#: Failed, and another attempt may succeed without a person acting in Xero first (paid and
+#: locked-period bills need one: move the lock date, remove the payment).
 RETRYABLE = frozenset(
     {
         Outcome.STARTED,
@@ -60,7 +60,11 @@ FAILED = RETRYABLE | {Outcome.INVOICE_ALREADY_PAID, Outcome.ACCOUNTING_PERIOD_CL
 
 @dataclass(frozen=True)
 class LedgerEntry:
+#: Every outcome of a bill that did not reach Xero: what ``rerun_failed_syncs`` sends again.
     """A bill's row in the ledger: what was last sent of it, where it is in Xero, how it ended."""
+
+#: A failed outcome, as a form's dropdown offers it (``rerun_failed_syncs(outcomes=...)``).
+FailedOutcome = Literal[tuple(sorted(o.value for o in FAILED))]  # type: ignore[valid-type]
 
     integration_id: str
     bill_id: str

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def disabled_message(
-    sender: str, recipients: list[str], integration_name: str, reason: str
+    sender: str, recipients: list[str], integration_name: str, reason: str, todo: str = ""
 ) -> EmailMessage:
     """The e-mail that tells an integration's people it was disabled, and why."""
     message = EmailMessage()
@@ -23,9 +23,9 @@ def disabled_message(
     message.set_content(
         f"The m3ter → Xero bill integration {integration_name!r} has been disabled.\n\n"
         f"Why: {reason}\n\n"
-        "No bills are sent to Xero until it is enabled again (flow `enable_integration`). "
-        "If the credential was refused, reconnect it (`provision_xero_credential`, then "
-        "`change_credential`), then run `rerun_failed_syncs`.\n"
+        "No bills are sent to Xero until it is enabled again (flow `enable_integration`).\n\n"
+        f"What to do: {todo or 'fix what stopped it, then enable_integration'}. The next "
+        "sync then sends the bills that waited.\n"
     )
     return message
 
@@ -44,11 +44,11 @@ def send_email(settings: Settings, message: EmailMessage) -> bool:
 
 
 def notify_disabled(
-    settings: Settings, recipients: list[str], integration_name: str, reason: str
+    settings: Settings, recipients: list[str], integration_name: str, reason: str, todo: str = ""
 ) -> bool:
     """Tell the integration's people it was disabled and why; False when there is no one/SMTP."""
     if not recipients:
         log.warning("integration %r disabled and has no notification users", integration_name)
         return False
-    message = disabled_message(settings.smtp_sender, recipients, integration_name, reason)
+    message = disabled_message(settings.smtp_sender, recipients, integration_name, reason, todo)
     return send_email(settings, message)

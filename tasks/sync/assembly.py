@@ -24,7 +24,7 @@ from tasks.sync.post_task import PostingTasks
 from tasks.sync.posting import Log, Posting, Recorder
 from tasks.sync.progress import Progress
 from tasks.sync.reading import Rules, choose_reading
-from tasks.sync.report import IntegrationReport
+from tasks.sync.report import IntegrationReport, Stop
 
 
 def run_integration(
@@ -97,7 +97,7 @@ def run_integration(
         )
     except Interrupted as exc:  # the database went away at the very end
         log.error("could not record the end of this sync: %s", exc)
-        report.problem = report.problem or f"interrupted at the end ({exc})"
+        report.stopped(Stop.INTERRUPTED, f"interrupted at the end ({exc})")
     log.info(
         "%s: sent %d, updated %d, unchanged %d, skipped %d, failed %d",
         integration.name,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
 
-from config.errors import BillSyncError
+from config.errors import BillSyncError, Interrupted
 from store.integrations import IntegrationView
 from store.ledger import Ledger, LedgerEntry
 from tasks.m3ter.models import Account, Bill, ExternalMapping
@@ -24,7 +24,7 @@ from tasks.sync import stopping
 from tasks.sync.organisation import CodingRefused
 from tasks.sync.plan import PagePlan, Send, plan_page
 from tasks.sync.posting import Log, Recorder
-from tasks.sync.report import IntegrationReport
+from tasks.sync.report import IntegrationReport, Stop
 from tasks.sync.runtime import return_free_memory
 from tasks.xero.reference import XeroReference
 
@@ -123,7 +123,7 @@ class IntegrationSync:
             self.log.error("%s", exc)
             self.interrupted = str(exc)
             posting.interrupt(self.interrupted)
-            report.problem = f"not synced: {exc}"
+            report.stopped(Stop.CODING_REFUSED, f"not synced: {exc}")
         except BaseException as exc:
             why = self.interrupted = interruption(exc, self.log)
             if not isinstance(exc, Exception):  # SIGTERM or Ctrl-C: every poster stops at once
@@ -131,12 +131,14 @@ class IntegrationSync:
             if not self.dry_run:  # a dry run records nothing
                 report.add_post(self.recorder.defer_bills(self._unplanned, why))
             posting.interrupt(why)
-            report.problem = f"interrupted ({why}); bills not read yet wait for the next sync"
+            report.stopped(
+                stop_of(exc), f"interrupted ({why}); bills not read yet wait for the next sync"
+            )
             if not isinstance(exc, Exception):
                 raise
         if self.interrupted is None and posting.interrupted is not None:  # the last tasks stopped
             self.interrupted = posting.interrupted
-            report.problem = f"interrupted ({self.interrupted})"
+            report.stopped(Stop.INTERRUPTED, f"interrupted ({self.interrupted})")
         self.progress.finish()
         report.xero_calls += self.rules.xero_calls  # reading the organisation counts as calls
         return report
@@ -173,6 +175,14 @@ class IntegrationSync:
             return
         self.posting.add(plan.sends)
         self.posting.check()  # posting was interrupted: reading on would only defer every bill
+
+
+def stop_of(exc: BaseException) -> Stop:
+    """What kind of stop an exception that ended a sync is: an interruption the next run
+    recovers from, an error of the whole integration, or a crash."""
+    if isinstance(exc, Interrupted) or not isinstance(exc, Exception):
+        return Stop.INTERRUPTED
+    return Stop.ERROR if isinstance(exc, BillSyncError) else Stop.CRASHED
 
 
 def interruption(exc: BaseException, logger: Log) -> str:

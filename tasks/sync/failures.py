@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -96,9 +96,16 @@ def _biggest(item: tuple[str, int]) -> tuple[int, str]:
     return -item[1], item[0]
 
 
-def fix_for(failure: BillFailure, integration: str, organisation: str) -> str:
-    """What a person can do so that the bill reaches Xero (or why nobody needs to)."""
-    rerun = "then run rerun_failed_syncs"
+RERUN = "then run rerun_failed_syncs"
+#: A disabled integration refuses a rerun: "What to do" never points to a flow that refuses.
+RERUN_DISABLED = "then enable_integration and run rerun_failed_syncs"
+
+
+def fix_for(
+    failure: BillFailure, integration: str, organisation: str, *, rerun: str = RERUN
+) -> str:
+    """What a person can do so that the bill reaches Xero (or why nobody needs to); ``rerun``
+    is how it is sent once fixed."""
     outcome, reason = failure.outcome, failure.reason
     if outcome == Outcome.MISSING_ACCOUNT_MAPPING.value and "account code" in reason:
         return (
@@ -121,12 +128,16 @@ def fix_for(failure: BillFailure, integration: str, organisation: str) -> str:
             f"reconnect the credential of {integration} (provision_xero_credential, then "
             f"change_credential; enable_integration if it was disabled), {rerun}"
         )
+    if rerun != RERUN:  # disabled: even these wait for the integration to be enabled
+        nothing = "nothing but enable_integration: the next run then"
+    else:
+        nothing = "nothing: the next run"
     if outcome == Outcome.RATE_LIMIT_RETRY.value:
-        return "nothing: the next run retries it"
+        return f"{nothing} retries it"
     if outcome == Outcome.INTERRUPTED.value:
-        return "nothing: the next run (or rerun_failed_syncs) sends it"
+        return f"{nothing} sends it"
     if outcome == Outcome.STARTED.value:
-        return "nothing: the next run looks it up in Xero and finishes it"
+        return f"{nothing} looks it up in Xero and finishes it"
     if outcome == Outcome.INVOICE_ALREADY_PAID.value:
         return (
             f"in Xero ({organisation}), the bill's document is paid or no longer editable: "
@@ -140,7 +151,7 @@ def fix_for(failure: BillFailure, integration: str, organisation: str) -> str:
             f"period, {rerun}"
         )
     if cause_of(outcome, reason) == "Xero unavailable":
-        return "nothing: the next run looks it up in Xero and retries it"
+        return f"{nothing} looks it up in Xero and retries it"
     return (
         f"fix what Xero names ({_short(reason)}): in m3ter (the bill, account {failure.account}, "
         f"the integration's options) or in Xero ({organisation}), {rerun}"
@@ -169,13 +180,20 @@ def report_markdown(
     *,
     total: int,
     notes: Iterable[str] = (),
+    disabled: Collection[str] = (),
 ) -> str:
     """The failures report: the run's message, what to do (once per fix), then every listed
-    bill (integration, organisation, failure) with its own fix."""
+    bill (integration, organisation, failure) with its own fix; the bills of ``disabled``
+    integrations are told to enable it before a rerun."""
     rows = list(listed)
+
+    def fix(failure: BillFailure, integration: str, organisation: str) -> str:
+        rerun = RERUN_DISABLED if integration in disabled else RERUN
+        return fix_for(failure, integration, organisation, rerun=rerun)
+
     fixes: Counter[str] = Counter()
     for integration, organisation, failure in rows:
-        fixes[f"**{integration}**: {fix_for(failure, integration, organisation)}"] += 1
+        fixes[f"**{integration}**: {fix(failure, integration, organisation)}"] += 1
     lines = [f"# {message}", ""]
     notes = list(notes)
     if notes:
@@ -200,7 +218,7 @@ def report_markdown(
                 f"- **{_cell(f.account)}**, "
                 + ", ".join(p for p in (f.bill_date or "no date", money(f)) if p)
                 + f": {f.outcome}, {_cell(_short(_reason(f), 300))} → "
-                f"{_cell(fix_for(f, integration, organisation))} (bill `{f.bill_id}`)"
+                f"{_cell(fix(f, integration, organisation))} (bill `{f.bill_id}`)"
                 for f in failures
             ]
             lines.append("")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from config.errors import BillSyncError
@@ -18,6 +19,42 @@ from tasks.sync.failures import BillFailure, not_sent
 from tasks.sync.post import PostReport
 
 LISTED = 200  # failed bills a report lists (all of them are counted)
+
+
+class Stop(StrEnum):
+    """Why an integration was not synced to the end, set where it stopped: it decides whether
+    the run counts toward auto-disable (``COUNTS_TOWARD_DISABLE``) and what a person is told."""
+
+    CODING_REFUSED = "CODING_REFUSED"  # the organisation would refuse the integration's coding
+    ERROR = "ERROR"  # m3ter or Xero failed the whole integration (not one bill)
+    CRASHED = "CRASHED"  # an unforeseen error (a traceback is in the logs)
+    TIMED_OUT = "TIMED_OUT"  # its sync did not end within the run's timeout
+    INTERRUPTED = "INTERRUPTED"  # the process stopped or the database went away: next run
+    BUSY = "BUSY"  # another run holds the integration
+    NOT_ENABLED = "NOT_ENABLED"  # disabled or not connected: nothing was read
+
+
+#: What stops the whole integration, run after run: ``auto_disable_after_failed_runs`` of these
+#: in a row disable it. Bills that fail on their own data never count (they are reported bill by
+#: bill), nor does a stop that the next run recovers from by itself.
+COUNTS_TOWARD_DISABLE = frozenset({Stop.CODING_REFUSED, Stop.ERROR, Stop.CRASHED, Stop.TIMED_OUT})
+
+
+@dataclass(frozen=True)
+class Disabled:
+    """The integration sends nothing (disabled, or not connected): why, since when, and the
+    flows that turn it back on."""
+
+    reason: str
+    todo: str
+    since: str = ""  # "2026-12-07 10:15 UTC"; empty when this run disabled it
+    status: str = "DISABLED"  # or "NOT CONNECTED"
+
+    def note(self, integration: str) -> str:
+        """The first thing a run's message says of it."""
+        when = f" since {self.since}" if self.since else ""
+        why = f": {self.reason}" if self.reason else ""
+        return f"{integration} is {self.status}{when}{why}; to send its bills: {self.todo}"
 
 
 @dataclass
@@ -40,13 +77,24 @@ class IntegrationReport:
     xero_calls: int = 0
     read: str = ""
     problem: str | None = None  # the integration was not synced to the end (crashed, busy)
-    disabled: str | None = None
+    stop: Stop | None = None  # why, as a value (set with ``problem`` by ``stopped``)
+    disabled: Disabled | None = None
     auth_failed: str | None = None  # Xero refused the credential (with its words)
 
     @property
     def failing(self) -> bool:
         """Whether the run should end Failed for this integration."""
-        return self.failed > 0 or self.problem is not None
+        return self.failed > 0 or self.problem is not None or self.disabled is not None
+
+    @property
+    def broken(self) -> bool:
+        """Whether the whole integration failed (what counts toward auto-disable)."""
+        return self.stop in COUNTS_TOWARD_DISABLE
+
+    def stopped(self, stop: Stop, problem: str) -> None:
+        """Record why the integration was not synced to the end (the first reason stays)."""
+        if self.problem is None:
+            self.stop, self.problem = stop, problem
 
     def row(self) -> dict[str, Any]:
         """The summary table's row: few, short columns, the counts a person looks for first."""
@@ -58,7 +106,8 @@ class IntegrationReport:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "skipped": sum(self.skipped.values()),
-            "failed": self.failed if self.problem is None else "not synced",
+            "failed": self.failed if self.problem is None and self.stop is None else "not synced",
+            "disabled": "yes" if self.disabled else "",
             "xero calls": self.xero_calls,
         }
 
@@ -82,8 +131,11 @@ class IntegrationReport:
         }
 
     def notes(self) -> list[str]:
-        """What else happened (not synced to the end, disabled), a phrase each."""
-        return [n for n in (self.problem, self.disabled) if n]
+        """What else happened (disabled first, then not synced to the end), a sentence each
+        that names the integration."""
+        disabled = self.disabled.note(self.integration) if self.disabled else None
+        problem = f"{self.integration} {self.problem}" if self.problem else None
+        return [n for n in (disabled, problem) if n]
 
     def describe(self) -> str:
         """A log line with what the table leaves out."""
@@ -126,12 +178,14 @@ class IntegrationReport:
 
 
 def message_of(reports: Sequence[IntegrationReport]) -> str:
-    """The state message of a run that left bills out: ``"15 bills not sent: 12 missing account
-    mapping, 3 Xero validation error"``, and any integration that was not synced to the end."""
+    """The state message of a run that left bills out: first each disabled integration (why,
+    and the flows that turn it back on), then ``"15 bills not sent: 12 missing account mapping,
+    3 Xero validation error"``, then any integration that was not synced to the end."""
     causes: Counter[str] = Counter()
     for report in reports:
         causes.update(report.causes)
-    parts = [not_sent(causes, dry_run=any(r.dry_run for r in reports))] if causes else []
+    parts = [r.disabled.note(r.integration) for r in reports if r.disabled]
+    parts += [not_sent(causes, dry_run=any(r.dry_run for r in reports))] if causes else []
     parts += [f"{r.integration} {r.problem}" for r in reports if r.problem]
     return "; ".join(parts)
 

@@ -3,6 +3,7 @@ summary table, the failures report; and what a caller reads back from a finished
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from prefect import get_run_logger
@@ -10,14 +11,14 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed
 
 from config.errors import RunFailed
-from config.integration import IntegrationStatus
 from config.settings import Settings, get_settings
 from store.integrations import IntegrationView
+from store.ledger import LedgerEntry
 from tasks.prefect_api import wait_until_reachable
 from tasks.prefect_engine import expected_failure, reported
-from tasks.sync.ending import organisation_of
-from tasks.sync.failures import report_markdown
-from tasks.sync.report import LISTED, IntegrationReport, message_of
+from tasks.sync.ending import not_enabled, organisation_of
+from tasks.sync.failures import BillFailure, report_markdown
+from tasks.sync.report import LISTED, IntegrationReport, Stop, message_of
 
 
 def subflow_end(report: IntegrationReport) -> Any:
@@ -44,21 +45,24 @@ def run_summary(state: Any) -> dict[str, Any]:
     return report if isinstance(report, dict) else {}
 
 
-def not_rerun(settings: Settings, view: IntegrationView, waiting: int) -> IntegrationReport:
-    """An integration whose failed bills a rerun cannot send: disabled, or not connected."""
-    if view.status is IntegrationStatus.DISABLED:
-        todo = "fix the cause, then enable_integration and rerun_failed_syncs"
-    else:
-        todo = "connect_credential, then rerun_failed_syncs"
-    return IntegrationReport(
+def not_rerun(
+    settings: Settings, view: IntegrationView, entries: Sequence[LedgerEntry]
+) -> IntegrationReport:
+    """An integration whose failed bills a rerun cannot send (disabled, or not connected):
+    each of them counted by cause, the integration named first with the flow that brings it
+    back."""
+    report = IntegrationReport(
         view.name,
         view.id,
         organisation=organisation_of(settings, view),
-        problem=(
-            f"not rerun: {waiting} failed bill{'' if waiting == 1 else 's'} wait "
-            f"({view.status_detail}); {todo}"
-        ),
+        stop=Stop.NOT_ENABLED,
+        disabled=not_enabled(settings, view),
     )
+    report.add_failures(
+        BillFailure(e.bill_id, e.outcome.value, e.reason or "", account_id=e.account_id)
+        for e in entries
+    )
+    return report
 
 
 def summarise(reports: list[IntegrationReport], dry_run: bool) -> Any:
@@ -72,7 +76,7 @@ def summarise(reports: list[IntegrationReport], dry_run: bool) -> Any:
     for report in reports:
         logger.info("%s", report.describe())
     create_table_artifact(
-        table=[r.row() for r in reports] or [{"integration": "(none enabled and connected)"}],
+        table=[r.row() for r in reports] or [{"integration": "(none: create_integration)"}],
         key="bill-sync-summary",
         description="Bill sync: per integration"
         + (" (dry run: nothing posted)" if dry_run else "")
@@ -84,7 +88,8 @@ def summarise(reports: list[IntegrationReport], dry_run: bool) -> Any:
     }
     failing = [r for r in reports if r.failing]
     if not failing:
-        return Completed(message="all bills synced", data=summary)
+        done = "all bills synced" if reports else "no integrations to sync: create_integration"
+        return Completed(message=done, data=summary)
     message = message_of(reports)
     listed = [(r.integration, r.organisation, f) for r in reports for f in r.failures]
     create_markdown_artifact(
@@ -92,7 +97,8 @@ def summarise(reports: list[IntegrationReport], dry_run: bool) -> Any:
             message,
             listed[:LISTED],
             total=summary["failed"],
-            notes=[f"{r.integration}: {n}" for r in failing for n in r.notes()],
+            notes=[n for r in failing for n in r.notes()],
+            disabled={r.integration for r in reports if r.disabled},
         ),
         key="bill-sync-failures",
         description="Bills that did not reach Xero, and what to do about each",

@@ -80,7 +80,9 @@ class XeroTokenProvider:
             record = self.store.read_tokens(credential_id)
             if record.status is CredentialStatus.NEEDS_REAUTH or record.tokens is None:
                 self._held.pop(credential_id, None)
-                raise AuthError(f"credential {credential_id} needs to be reconnected to Xero")
+                raise AuthError(
+                    f"credential {record.name!r} ({credential_id}) needs to be reconnected to Xero"
+                )
             now = self.clock()
             current = record.tokens.access_token.get_secret_value()
             if record.tokens.expires_at - now > self.margin_seconds and current != rejected:

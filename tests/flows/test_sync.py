@@ -404,7 +404,18 @@ def test_auth_failure_disables_and_mails_then_a_reconnected_rerun_completes(
     assert state.is_failed()
     view = integrations().get(main["id"])
     assert view.status.value == "DISABLED"
-    assert "refused the credential" in view.disabled_reason
+    credential = view.credential_name
+    assert f"Xero refused credential {credential!r}" in view.disabled_reason
+    # The disable is the first thing the run says, naming the credential and the way back.
+    assert state.message.startswith(
+        f"Revoked is DISABLED: Xero refused credential {credential!r}"
+    ), state.message
+    assert (
+        f"to send its bills: reconnect credential {credential!r} to Xero "
+        "(provision_xero_credential, then change_credential of 'Revoked' to the new "
+        "credential), then enable_integration; "
+    ) in state.message
+    assert state.message.endswith("Xero refused the credential"), state.message
     # The refused token was replaced once; the refresh itself was refused: a person must act.
     assert credentials().get(main["credential_id"]).status.value == "NEEDS_REAUTH"
     ledger = ledger_of(main["id"])
@@ -413,6 +424,12 @@ def test_auth_failure_disables_and_mails_then_a_reconnected_rerun_completes(
     (mail,) = smtp_inbox.messages
     assert mail["To"] == "ops@example.com, finance@example.com"
     assert "Revoked" in mail["Subject"]
+    assert f"reconnect credential {credential!r} to Xero" in mail.get_payload(decode=True).decode()
+    # The failures report's "What to do" points to no flow that would refuse (a rerun is
+    # refused while the integration is disabled).
+    report = run_artifacts(state)["bill-sync-failures"]
+    assert "then enable_integration and run rerun_failed_syncs" in report
+    assert "), then run rerun_failed_syncs" not in report
     assert xero_docs(xero_server, main["tenant_id"]) == {}
 
     # A person reconnects: a new credential, then enables the integration and reruns failures.

@@ -441,6 +441,30 @@ def test_coding_the_organisation_would_refuse_stops_the_sync_before_any_document
     assert not [e for e in ledger_of(main["id"]).values() if e.outcome is Outcome.COMPLETE]
 
 
+def test_coding_refused_run_after_run_disables_the_integration_and_says_so_first(
+    sync_env, connect, xero_server, m3ter_sandbox
+):
+    """What stops the whole integration (the organisation refuses its coding) disables it
+    after ``auto_disable_after_failed_runs`` runs in a row; the disable is the first thing the
+    run says, with the flow that turns it back on."""
+    connect("Refused coding", invoice_status="AUTHORISED", default_account_code="204")
+    books(xero_server, UK, accounts=[{"code": "204", "status": "ARCHIVED"}])
+    runs = get_settings().auto_disable_after_failed_runs
+    for _ in range(runs - 1):
+        state = sync_bills(return_state=True)
+        assert state.is_failed() and "DISABLED" not in state.message, state.message
+    state = sync_bills(return_state=True)
+    assert state.is_failed()
+    assert state.message.startswith(
+        f"Refused coding is DISABLED: {runs} sync runs in a row stopped before the end "
+        f"(last: not synced: {UK} would refuse this integration's coding"
+    ), state.message
+    assert "; to send its bills: fix what stopped it, then enable_integration; " in state.message
+    after = sync_bills(return_state=True)  # the next scheduled run: not green, says since when
+    assert after.is_failed()
+    assert after.message.startswith("Refused coding is DISABLED since 20"), after.message
+
+
 def test_saving_coding_the_organisation_lacks_is_refused(sync_env, xero_server, m3ter_sandbox):
     from deployments.connect import sandbox_credential
     from flows.integrations import (
@@ -736,8 +760,15 @@ def test_authorised_bills_in_a_locked_period_wait_without_a_call(
     assert not [e for e in made if e.split()[1] in ("Invoices", "CreditNotes")], made
     assert not xero_docs(xero_server, main["tenant_id"])
 
-    # A person moves the lock date; the next sync retries them (a closed period needs a person
-    # first, so rerun_failed_syncs leaves it to the sync).
+    # The report says: move the lock date, then run rerun_failed_syncs. Run before the lock
+    # moved, the rerun sends nothing and says so, counting every one of them.
+    early = rerun_failed_syncs(return_state=True)
+    assert early.is_failed()
+    assert early.message == f"{n} bills not sent: {n} accounting period closed in Xero"
+    # A person moves the lock date; the rerun sends them, and is green only then.
     books(xero_server, UK, lock_dates={"period": None})
-    assert sync_bills(return_state=True).is_completed()
+    rerun = rerun_failed_syncs(outcomes=("ACCOUNTING_PERIOD_CLOSED",), return_state=True)
+    assert rerun.is_completed(), rerun.message
     assert set(xero_docs(xero_server, main["tenant_id"])) == set(bills)
+    assert {e.outcome for e in ledger_of(main["id"]).values()} == {Outcome.COMPLETE}
+    assert sync_bills(return_state=True).is_completed()

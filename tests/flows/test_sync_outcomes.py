@@ -144,36 +144,93 @@ def test_missing_mappings_fail_every_run_until_mapped_then_a_rerun_completes(
     assert sync_bills(return_state=True).is_completed()
 
 
-def test_a_rerun_does_not_pass_over_an_integration_its_failures_disabled(
+def test_bills_failing_on_their_own_data_never_disable_the_integration(
     sync_env, connect, xero_server, m3ter_sandbox
 ):
-    """Failing runs in a row disable the integration (AUTO_DISABLE_AFTER_FAILED_RUNS, 3): a
-    rerun then cannot send its failed bills, and says so instead of "all bills synced"."""
-    from flows.integrations import enable_integration, integrations
+    """Bills that fail on their data (accounts without a contact mapping) are reported bill by
+    bill, run after run; they never disable the integration, whose other bills keep going."""
+    from flows.integrations import integrations
 
-    main = connect("Disabled by failures", use_external_mapping_account_code=True)
-    for _ in range(get_settings().auto_disable_after_failed_runs):
-        assert sync_bills(return_state=True).is_failed()
+    main = connect("A few bad bills", use_external_mapping_account_code=True)
+    for _ in range(get_settings().auto_disable_after_failed_runs + 1):
+        state = sync_bills(return_state=True)
+        assert state.is_failed()
+        assert "DISABLED" not in state.message, state.message
     view = integrations().get(main["id"])
-    assert view.status.value == "DISABLED"
+    assert view.status.value == "CONNECTED", view.status_detail
+    mapped = next(a for a in m3ter_sandbox.accounts if a not in unmapped_accounts(m3ter_sandbox))
+    record = next(r for r in m3ter_sandbox.bills if r.account_id == mapped["id"])
+    bill = dict(m3ter_sandbox.bill(record.id))
+    for key in ("id", "version", "dtLastModified", "sequentialInvoiceNumber"):
+        bill.pop(key, None)
+    fresh = m3ter_sandbox.add_bill(bill)  # a new bill of a good account still goes
+    sync_bills(return_state=True)
+    assert ledger_of(main["id"])[fresh].outcome is Outcome.COMPLETE
+
+
+def test_a_disabled_integration_is_named_first_and_its_failed_bills_counted(
+    sync_env, connect, xero_server, m3ter_sandbox
+):
+    """Disabled (here by a person): a scheduled sync and a rerun are not green, their message
+    says since when, why, and the flow that turns it back on, and the rerun counts every one of
+    its failed bills; enabled again, the rerun sends them."""
+    from flows.integrations import disable_integration, enable_integration
+
+    main = connect("Paused", use_external_mapping_account_code=True)
+    assert sync_bills(return_state=True).is_failed()
     missing = {
         b for b, e in ledger_of(main["id"]).items() if e.outcome is Outcome.MISSING_ACCOUNT_MAPPING
     }
     n = len(missing)
-    assert f"{n} bills not sent: {n} missing account mapping" in view.disabled_reason
-
+    disable_integration("Paused", reason="month-end close")
     for account in unmapped_accounts(m3ter_sandbox):
         m3ter_sandbox.add_mapping({"m3terId": account["id"], "externalId": str(uuid.uuid4())})
-    skipped = rerun_failed_syncs(return_state=True)
-    assert skipped.is_failed()
-    assert skipped.message.startswith(f"Disabled by failures not rerun: {n} failed bills wait")
-    assert "enable_integration" in skipped.message
+
+    for state in (sync_bills(return_state=True), rerun_failed_syncs(return_state=True)):
+        assert state.is_failed(), state.message
+        assert state.message.startswith("Paused is DISABLED since 20"), state.message
+        assert ": month-end close; to send its bills: " in state.message
+        assert "enable_integration" in state.message
+    (row,) = summary_of(state)["integrations"]
+    assert row["failed"] == n
+    assert state.message.endswith(f"{n} bills not sent: {n} missing account mapping")
     assert not missing & set(xero_docs(xero_server, main["tenant_id"]))
 
     enable_integration(main["id"])
     rerun = rerun_failed_syncs(return_state=True)
     assert rerun.is_completed(), rerun.message
     assert missing <= set(xero_docs(xero_server, main["tenant_id"]))
+
+
+def test_a_sync_with_every_integration_disabled_or_unconnected_is_not_green(
+    sync_env, connect, xero_server, m3ter_sandbox
+):
+    from flows.integrations import create_integration, disable_integration
+
+    connect("Stopped one")
+    disable_integration("Stopped one", reason="Xero refused it")
+    create_integration({"name": "Never connected"})
+    state = sync_bills(return_state=True)
+    assert state.is_failed()
+    assert state.message.startswith("Stopped one is DISABLED since 20"), state.message
+    assert (
+        "; Never connected is NOT CONNECTED; to send its bills: connect_credential "
+        "'Never connected'"
+    ) in state.message
+    rows = {r["integration"]: r for r in summary_of(state)["integrations"]}
+    assert set(rows) == {"Stopped one", "Never connected"}
+
+
+def test_a_rerun_refuses_bills_that_did_not_fail(sync_env, connect, xero_server, m3ter_sandbox):
+    main = connect("Asked by bill")
+    assert sync_bills(return_state=True).is_completed()
+    sent = sorted(ledger_of(main["id"]))[0]
+    state = rerun_failed_syncs(bills=(sent, "no-such-bill"), return_state=True)
+    assert state.is_failed()
+    assert state.message == (
+        "bills: not among the failed bills asked for, nothing rerun: "
+        f"{sent} (COMPLETE), no-such-bill (not in the ledger)"
+    )
 
 
 def an_invalid_bill(m3ter_sandbox, account: dict[str, Any]) -> str:
