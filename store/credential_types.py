@@ -103,3 +103,4 @@ class TokenRecord:
     tokens: TokenSet | None
     version: int
     lease_until: float | None
+    name: str = ""  # what a person calls it, for messages
