@@ -46,7 +46,7 @@ from tasks.sync.lease import IntegrationBusy, IntegrationLease
 from tasks.sync.report import IntegrationReport, Stop
 from tasks.sync.runtime import tune_process
 from tasks.sync.scope import can_share, nothing_new, shared_plan
-from tasks.sync.summary import not_rerun, subflow_end, summarise
+from tasks.sync.summary import forget_earlier_attempts, not_rerun, subflow_end, summarise
 from tasks.threads import side_by_side
 
 
@@ -228,6 +228,7 @@ def sync_bills(
     tune_process()
     stopping.install()
     handoff.require_in_process()
+    forget_earlier_attempts()
     return _unless_interrupted(lambda: _sync_all(integrations, since, dry_run))
 
 
@@ -288,6 +289,7 @@ def rerun_failed_syncs(
     tune_process()
     stopping.install()
     handoff.require_in_process()
+    forget_earlier_attempts()
     return _unless_interrupted(lambda: _rerun(integration, bills, since, outcomes))
 
 

@@ -21,6 +21,36 @@ from tasks.sync.failures import BillFailure, report_markdown
 from tasks.sync.report import LISTED, IntegrationReport, Stop, message_of
 
 
+def forget_earlier_attempts() -> int:
+    """A run retried (Prefect's Retry) shows what its last attempt did: the reports of its
+    earlier attempts (summary, failures) are deleted as a new attempt starts. Best effort: the
+    API away, they stay, and the log says so. Returns how many were deleted."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    run = context.flow_run if context else None
+    if run is None or (run.run_count or 0) <= 1:
+        return 0
+    logger = get_run_logger()
+    try:
+        with get_client(sync_client=True) as client:
+            earlier = client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+            )
+            for artifact in earlier:
+                client.delete_artifact(artifact.id)
+    except Exception as exc:  # noqa: BLE001 (the run's work matters more than old reports)
+        logger.warning("could not remove the reports of this run's earlier attempts: %s", exc)
+        return 0
+    if earlier:
+        logger.info(
+            "attempt %d: removed %d report(s) of the earlier attempts", run.run_count, len(earlier)
+        )
+    return len(earlier)
+
+
 def subflow_end(report: IntegrationReport) -> Any:
     """The integration subflow's end: Failed, with its report, when a bill did not reach Xero.
     Its end is reported to the Prefect API: if that is away, wait for it (bounded)."""
