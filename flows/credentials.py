@@ -8,6 +8,7 @@ code. A run that times out removes its pending credential before it fails.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from typing import Any, Literal
 
@@ -64,7 +65,9 @@ def organisation_form(names: list[str]) -> type[RunInput]:
 
 
 def _remaining(expires_at: float) -> int:
-    return max(1, int(expires_at - time.time()))
+    """Whole seconds until the link expires, rounded up: the run gives up (and removes the
+    pending credential) only once the link has really expired, never a moment before."""
+    return max(1, math.ceil(expires_at - time.time()))
 
 
 def _clock(timestamp: float) -> str:

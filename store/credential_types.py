@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
+from config.errors import InvalidInput
+
 # What a credential may be for; ``create_pending`` refuses anything else.
 ENTITY_TYPES = ("Bill",)
 DESTINATIONS = ("Xero",)
@@ -104,3 +106,50 @@ class TokenRecord:
     version: int
     lease_until: float | None
     name: str = ""  # what a person calls it, for messages
+
+
+class ConsentRefused(InvalidInput):
+    """A consent callback whose ``state`` cannot be spent; the subclass says why, so the
+    callback page can tell the person what happened and what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="state")
+
+
+class UnknownConsent(ConsentRefused):
+    """Not a state this project issued (mistyped, forged, or made under another key)."""
+
+    def __init__(self) -> None:
+        super().__init__("unknown consent request")
+
+
+class ConsentExpired(ConsentRefused):
+    """The link's time ran out at ``expires_at``; its pending credential is gone or going."""
+
+    def __init__(self, expires_at: float) -> None:
+        super().__init__("consent request expired")
+        self.expires_at = expires_at
+
+
+class ConsentAlreadyUsed(ConsentRefused):
+    """The state was spent by an earlier callback; that run has the consent."""
+
+    def __init__(self) -> None:
+        super().__init__("consent request already used")
+
+
+class ConsentAlreadyCompleted(ConsentRefused):
+    """The credential this state was for is already connected (``name``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"consent request already completed: credential {name!r} is connected")
+        self.name = name
+
+
+class ConsentWithdrawn(ConsentRefused):
+    """The provisioning run ended before the link's expiry and removed its pending credential
+    (consent refused, a failed exchange, a cancelled run, the credential deleted)."""
+
+    def __init__(self, expires_at: float) -> None:
+        super().__init__("consent request withdrawn: its provisioning run has ended")
+        self.expires_at = expires_at

@@ -20,15 +20,22 @@ from sqlalchemy import Engine, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from config.errors import AuthError, InvalidInput, NotFound
+from store import consent_states
 from store.credential_types import (
     DESTINATIONS,
     ENTITY_TYPES,
     ClaimedState,
+    ConsentAlreadyCompleted,
+    ConsentAlreadyUsed,
+    ConsentExpired,
+    ConsentRefused,
+    ConsentWithdrawn,
     CredentialStatus,
     CredentialView,
     PendingConsent,
     TokenRecord,
     TokenSet,
+    UnknownConsent,
 )
 from store.crypto import Cipher
 from store.schema import credentials as t
@@ -77,11 +84,12 @@ class CredentialStore:
         self.sweep_expired()
         now = self.clock()
         verifier, _ = pkce_pair()
+        credential_id, expires_at = str(uuid.uuid4()), now + self.ttl_seconds
         pending = PendingConsent(
-            credential_id=str(uuid.uuid4()),
-            state=secrets.token_urlsafe(32),
+            credential_id=credential_id,
+            state=consent_states.issue(self.cipher, credential_id, expires_at),
             code_verifier=verifier,
-            expires_at=now + self.ttl_seconds,
+            expires_at=expires_at,
         )
         try:
             with self.engine.begin() as conn:
@@ -121,29 +129,49 @@ class CredentialStore:
             return conn.execute(select(t.c.flow_run_id).where(t.c.id == credential_id)).scalar()
 
     def claim_state(self, state: str) -> ClaimedState:
-        """Spend a consent ``state``: known, pending, unexpired and unused, or ``InvalidInput``."""
+        """Spend a consent ``state``: known, pending, unexpired and unused. Otherwise a
+        ``ConsentRefused`` saying why: unknown, expired (with when), already used, already
+        completed, or withdrawn; the state itself is signed, so this holds after the pending
+        credential is gone."""
         now = self.clock()
         with self.engine.begin() as conn:
             row = conn.execute(
-                select(t.c.id, t.c.flow_run_id).where(
+                select(t.c.id, t.c.flow_run_id, t.c.state_used, t.c.pending_expires_at).where(
                     t.c.oauth_state == state,
                     t.c.status == CredentialStatus.PENDING.value,
                 )
             ).first()
-            if row is None:
-                raise InvalidInput("unknown or already completed consent request", field="state")
-            spent = conn.execute(
-                update(t)
-                .where(
-                    t.c.id == row.id,
-                    t.c.state_used.is_(False),
-                    t.c.pending_expires_at > now,
+            if row is not None:
+                spent = conn.execute(
+                    update(t)
+                    .where(
+                        t.c.id == row.id,
+                        t.c.state_used.is_(False),
+                        t.c.pending_expires_at > now,
+                    )
+                    .values(state_used=True, updated_at=now)
                 )
-                .values(state_used=True, updated_at=now)
-            )
-            if spent.rowcount != 1:
-                raise InvalidInput("consent request expired or already used", field="state")
-        return ClaimedState(credential_id=row.id, flow_run_id=row.flow_run_id)
+                if spent.rowcount == 1:
+                    return ClaimedState(credential_id=row.id, flow_run_id=row.flow_run_id)
+                if row.state_used or row.pending_expires_at > now:  # spent, maybe just now
+                    raise ConsentAlreadyUsed()
+                raise ConsentExpired(row.pending_expires_at)
+        raise self._refusal(state, now)
+
+    def _refusal(self, state: str, now: float) -> ConsentRefused:
+        """Why a state that no pending credential holds cannot be spent."""
+        claims = consent_states.read(self.cipher, state)
+        if claims is None:
+            return UnknownConsent()
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.c.name, t.c.status).where(t.c.id == claims.credential_id)
+            ).first()
+        if row is not None and row.status != CredentialStatus.PENDING.value:
+            return ConsentAlreadyCompleted(row.name)
+        if claims.expires_at <= now:
+            return ConsentExpired(claims.expires_at)
+        return ConsentWithdrawn(claims.expires_at)
 
     def code_verifier(self, credential_id: str) -> str:
         """The PKCE verifier of a pending, unexpired credential."""

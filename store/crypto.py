@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -24,9 +26,20 @@ class Cipher:
                 "is not a valid Fernet key (32 url-safe base64-encoded bytes)",
                 field="BILLSYNC_ENCRYPTION_KEY",
             ) from exc
+        raw = key.encode() if isinstance(key, str) else bytes(key)
+        # A key of its own for signatures, derived from the Fernet key (never the same bytes).
+        self._mac_key = hmac.new(raw, b"billsync signatures v1", hashlib.sha256).digest()
 
     def __repr__(self) -> str:
         return "Cipher(<key hidden>)"
+
+    def sign(self, data: bytes) -> bytes:
+        """An HMAC-SHA256 tag of ``data``: what this project issued, others cannot forge."""
+        return hmac.new(self._mac_key, data, hashlib.sha256).digest()
+
+    def verify(self, data: bytes, tag: bytes) -> bool:
+        """Whether ``tag`` is (the start of, 16 bytes at least) this key's tag of ``data``."""
+        return len(tag) >= 16 and hmac.compare_digest(self.sign(data)[: len(tag)], tag)
 
     def encrypt_json(self, value: Any) -> str:
         """``value`` as JSON, encrypted."""

@@ -2,11 +2,13 @@
 
 It accepts only a known, unexpired, unused ``state`` (spending it), then resumes the paused
 ``provision_xero_credential`` run with the code (or Xero's error). Anything else gets a clear
-HTML page and changes nothing.
+HTML page and changes nothing: a link that expired (and when, in UTC), one already used, one
+whose credential is already connected, one whose run ended early, one this project never made.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import time
 from collections.abc import Iterator
@@ -25,6 +27,13 @@ from starlette.routing import Route
 
 from config.errors import InvalidInput
 from config.settings import Settings, get_settings
+from store.credential_types import (
+    ConsentAlreadyCompleted,
+    ConsentAlreadyUsed,
+    ConsentExpired,
+    ConsentRefused,
+    ConsentWithdrawn,
+)
 from store.factory import credential_store
 
 RESUME_WAIT_SECONDS = 20
@@ -46,6 +55,61 @@ def _page(
         f"{anchor}</body></html>"
     )
     return HTMLResponse(body, status_code=status)
+
+
+AGAIN = "Run provision_xero_credential again for a new Go to Xero link."
+
+
+def _utc(timestamp: float, now: float) -> str:
+    """``14:05 UTC``, with the day when it was not today (UTC)."""
+    when = dt.datetime.fromtimestamp(timestamp, dt.UTC)
+    day = (
+        ""
+        if when.date() == dt.datetime.fromtimestamp(now, dt.UTC).date()
+        else f" on {when:%Y-%m-%d}"
+    )
+    return f"{when:%H:%M} UTC{day}"
+
+
+def _refused(refusal: ConsentRefused, now: float) -> HTMLResponse:
+    """The page for a consent link that cannot be used: what happened, that this visit stored
+    nothing, and what to do next."""
+    if isinstance(refusal, ConsentExpired):
+        return _page(
+            "Link expired",
+            f"This Go to Xero link expired at {_utc(refusal.expires_at, now)}. Nothing was "
+            f"stored: the consent you gave Xero was not used. {AGAIN}",
+            410,
+        )
+    if isinstance(refusal, ConsentWithdrawn):
+        return _page(
+            "Link withdrawn",
+            "This Go to Xero link no longer works: its provisioning run ended before the link "
+            f"would have expired ({_utc(refusal.expires_at, now)}) and removed the pending "
+            f"credential. Nothing was stored. {AGAIN}",
+            410,
+        )
+    if isinstance(refusal, ConsentAlreadyCompleted):
+        return _page(
+            "Already connected",
+            f"This Go to Xero link was already used: credential {refusal.name!r} is connected. "
+            "Nothing changed. You may close this window.",
+            409,
+        )
+    if isinstance(refusal, ConsentAlreadyUsed):
+        return _page(
+            "Link already used",
+            "This Go to Xero link was already used: its provisioning run has that consent and "
+            "continues in Prefect. Nothing more was stored.",
+            409,
+        )
+    return _page(
+        "Request refused",
+        "This Xero consent link is not valid: it is not one this project made (mistyped or "
+        "altered). Nothing was stored. To connect Xero, run provision_xero_credential and "
+        "follow the Go to Xero link it gives.",
+        400,
+    )
 
 
 class PrefectUnreachable(RuntimeError):
@@ -132,6 +196,8 @@ def create_callback_app(
         store = credential_store(settings or get_settings())
         try:
             claimed = await run_in_threadpool(store.claim_state, state)
+        except ConsentRefused as refusal:
+            return _refused(refusal, time.time())
         except InvalidInput as exc:
             return _page("Request refused", f"This Xero consent link is not valid: {exc}", 400)
         if not claimed.flow_run_id:
@@ -162,8 +228,7 @@ def create_callback_app(
         if kind == "completed":
             return _page(
                 "Xero connected",
-                "The credential is ready to connect to an integration. You may close this "
-                "window.",
+                "The credential is ready to connect to an integration. You may close this window.",
                 200,
                 link,
             )
@@ -177,6 +242,4 @@ def create_callback_app(
     async def healthz(_: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
-    return Starlette(
-        routes=[Route("/xero/callback", xero_callback), Route("/healthz", healthz)]
-    )
+    return Starlette(routes=[Route("/xero/callback", xero_callback), Route("/healthz", healthz)])

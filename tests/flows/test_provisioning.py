@@ -4,6 +4,7 @@ loopback, the flow paused until consent arrives through the callback."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -118,8 +119,13 @@ def test_access_denied_fails_the_run_and_removes_the_credential(app_env, in_back
     assert credential_rows() == []
 
 
-def test_ttl_expiry_fails_the_run_removes_the_credential_and_refuses_a_late_callback(
-    app_env, clean_settings, in_background
+def stored_rows() -> list[tuple]:
+    with credentials().engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text("select * from credentials order by id"))]
+
+
+def test_ttl_expiry_fails_the_run_removes_the_credential_and_a_late_callback_says_it_expired(
+    app_env, clean_settings, in_background, xero_sandbox
 ):
     clean_settings.setenv("BILLSYNC_CREDENTIAL_TTL_SECONDS", "3")
     get_settings.cache_clear()
@@ -130,14 +136,24 @@ def test_ttl_expiry_fails_the_run_removes_the_credential_and_refuses_a_late_call
     assert credential_rows() == []
     with credentials().engine.connect() as conn:
         assert conn.execute(text("select count(*) from credentials")).scalar() == 0
-    late = consent(link.url, UK)
-    assert late.status_code == 400
-    assert "not valid" in late.text
-    assert "expired" in run_logs_and_artifacts(link.flow_run_id)
-    assert credential_rows() == []
     # The run page says what happened and what to do next, not Prefect's generic line.
-    assert "The Go to Xero link expired at" in state.message
+    expired_at = re.search(r"The Go to Xero link expired at (\d\d:\d\d UTC)", state.message)
+    assert expired_at, state.message
     assert "Run provision_xero_credential again" in state.message
+
+    # The person follows the link late: Xero (the sandbox) lets them consent, then the
+    # callback page says the link expired, when (as the run says), and what to do.
+    codes = xero_sandbox.state()["codes_issued"]
+    before = stored_rows()
+    late = consent(link.url, UK)
+    assert xero_sandbox.state()["codes_issued"] == codes + 1
+    assert late.status_code == 410, late.text
+    assert f"expired at {expired_at.group(1)}." in late.text
+    assert "Nothing was stored" in late.text
+    assert "Run provision_xero_credential again" in late.text
+    assert stored_rows() == before == []
+    assert credential_rows() == []
+    assert "expired" in run_logs_and_artifacts(link.flow_run_id)
 
 
 def test_bad_and_reused_state_are_refused_and_change_nothing(
@@ -148,7 +164,7 @@ def test_bad_and_reused_state_are_refused_and_change_nothing(
     callback = f"{callback_server.url}/xero/callback"
 
     bogus = httpx.get(callback, params={"state": "forged", "code": "x"})
-    assert bogus.status_code == 400 and "not valid" in bogus.text
+    assert bogus.status_code == 400 and "not one this project made" in bogus.text
     missing = httpx.get(callback, params={"code": "x"})
     assert missing.status_code == 400
     assert [r["name"] for r in credential_rows()] == ["Careful (Incomplete)"]
@@ -158,9 +174,12 @@ def test_bad_and_reused_state_are_refused_and_change_nothing(
     assert redirect.status_code in (302, 303)
     first = httpx.get(redirect.headers["location"], timeout=60)
     assert first.status_code == 200
-    again = httpx.get(redirect.headers["location"], timeout=60)
-    assert again.status_code == 400 and "not valid" in again.text
     assert run.join().is_completed()
+    before = stored_rows()
+    again = httpx.get(redirect.headers["location"], timeout=60)
+    assert again.status_code == 409, again.text
+    assert "Already connected" in again.text and "&#x27;Careful&#x27; is connected" in again.text
+    assert stored_rows() == before
     assert credentials().get("Careful").status is CredentialStatus.ACTIVE
 
 
@@ -182,7 +201,7 @@ def test_pending_credential_of_a_killed_flow_process_is_swept(app_env, clean_set
     with credentials().engine.connect() as conn:
         assert conn.execute(text("select count(*) from credentials")).scalar() == 0
     late = consent(link.url, UK)
-    assert late.status_code == 400
+    assert late.status_code == 410 and "expired at" in late.text
 
 
 @pytest.mark.parametrize("name", ["", "  "])

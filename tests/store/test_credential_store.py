@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from config.errors import AuthError, InvalidInput, NotFound
+from store import consent_states
+from store.credential_types import (
+    ConsentAlreadyCompleted,
+    ConsentAlreadyUsed,
+    ConsentExpired,
+    ConsentRefused,
+    ConsentWithdrawn,
+    UnknownConsent,
+)
 from store.credentials import CredentialStatus, CredentialStore, TokenSet
 from store.crypto import Cipher
 from store.db import make_engine, migrate
@@ -34,9 +46,7 @@ def store(db_url: str, encryption_key: str, clock: Clock) -> CredentialStore:
 
 
 def tokens(n: int, expires_at: float) -> TokenSet:
-    return TokenSet(
-        access_token=f"access-{n}", refresh_token=f"refresh-{n}", expires_at=expires_at
-    )
+    return TokenSet(access_token=f"access-{n}", refresh_token=f"refresh-{n}", expires_at=expires_at)
 
 
 def test_pending_credential_lists_as_incomplete_then_expires(store, clock):
@@ -93,6 +103,72 @@ def test_state_is_single_use_and_expires(store, clock):
     clock.now += 601
     with pytest.raises(InvalidInput, match="expired"):
         store.claim_state(late.state)
+
+
+def test_a_state_that_cannot_be_spent_says_why_after_its_credential_is_gone(store, clock):
+    """Expired, used, completed, withdrawn or unknown: each its own refusal, also once the
+    pending credential (and its state column) is removed, and none changes a row."""
+    expired = store.create_pending("Expired")
+    clock.now += 601
+    with pytest.raises(ConsentExpired) as still_there:
+        store.claim_state(expired.state)
+    assert still_there.value.expires_at == expired.expires_at
+    assert store.sweep_expired() == 1
+    with pytest.raises(ConsentExpired) as swept:
+        store.claim_state(expired.state)
+    assert swept.value.expires_at == pytest.approx(expired.expires_at, abs=0.001)
+
+    used = store.create_pending("Used")
+    store.claim_state(used.state)
+    with pytest.raises(ConsentAlreadyUsed):
+        store.claim_state(used.state)
+
+    completed = store.create_pending("Completed")
+    store.claim_state(completed.state)
+    store.activate(completed.credential_id, "tenant-1", "Org A", tokens(1, clock.now + 1800))
+    with pytest.raises(ConsentAlreadyCompleted) as done:
+        store.claim_state(completed.state)
+    assert done.value.name == "Completed"
+
+    withdrawn = store.create_pending("Withdrawn")
+    store.delete(withdrawn.credential_id)  # the run ended early and removed it
+    with pytest.raises(ConsentWithdrawn) as ended:
+        store.claim_state(withdrawn.state)
+    assert ended.value.expires_at == pytest.approx(withdrawn.expires_at, abs=0.001)
+    clock.now += 601  # the same link after its time: expired now
+    with pytest.raises(ConsentExpired):
+        store.claim_state(withdrawn.state)
+
+    # Not issued by this key: a typo, a forgery (its expiry changed), another project's key.
+    forged = bytearray(base64.urlsafe_b64decode(used.state + "="))
+    forged[38] ^= 1  # a later expiry
+    other_key = CredentialStore(store.engine, Cipher(Fernet.generate_key()), clock=clock)
+    foreign = other_key.create_pending("Other key")
+    other_key.delete(foreign.credential_id)
+    before = rows(store)
+    forged_state = base64.urlsafe_b64encode(forged).decode().rstrip("=")
+    for state in ["not-a-state", "", "é", forged_state, foreign.state]:
+        with pytest.raises(UnknownConsent):
+            store.claim_state(state)
+    for state in (expired.state, used.state, completed.state, withdrawn.state):
+        with pytest.raises(ConsentRefused):
+            store.claim_state(state)
+    assert rows(store) == before
+    assert [v.name for v in store.list()] == ["Completed"]
+
+
+def rows(store: CredentialStore) -> list[tuple]:
+    with store.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text("select * from credentials order by id"))]
+
+
+def test_a_state_carries_no_secret_and_fits_its_column(store):
+    pending = store.create_pending("Acme")
+    claims = consent_states.read(store.cipher, pending.state)
+    assert claims == consent_states.StateClaims(pending.credential_id, claims.expires_at)
+    assert claims.expires_at == pytest.approx(pending.expires_at, abs=0.001)
+    assert len(pending.state) <= 128 and pending.code_verifier not in pending.state
+    assert store.create_pending("Other").state != pending.state
 
 
 def test_activate_encrypts_tokens_and_forgets_pending_secrets(store, clock, db_url):
