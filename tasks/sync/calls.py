@@ -16,7 +16,7 @@ from config.errors import Interrupted, RateLimitError, TransientError
 from config.settings import Settings
 from tasks.retries import with_retries
 from tasks.sync.fates import PostReport
-from tasks.sync.limits import TenantSlots
+from tasks.sync.limits import TenantSlots, xero_tenant
 
 T = TypeVar("T")
 Log = logging.Logger | logging.LoggerAdapter[Any]
@@ -37,6 +37,7 @@ class XeroCalls:
         log: Log,
         sleep: Callable[[float], None],
         slots: TenantSlots | None,
+        organisation: str = "",
     ) -> None:
         if slots is None and settings.xero_shared_limits:
             raise ValueError(
@@ -45,6 +46,7 @@ class XeroCalls:
             )
         self.settings = settings
         self.tenant_id = tenant_id
+        self.where = xero_tenant(organisation, tenant_id)
         self.log = log
         self.sleep = sleep
         self.slots = slots
@@ -60,7 +62,7 @@ class XeroCalls:
                 except RateLimitError as exc:
                     if (exc.problem or "").lower().startswith("day"):
                         raise DailyLimitReached(
-                            f"Xero's daily limit for tenant {self.tenant_id} is spent",
+                            f"Xero's daily limit for {self.where} is spent",
                             retry_after=exc.retry_after,
                         ) from exc
                     raise

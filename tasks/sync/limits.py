@@ -131,6 +131,13 @@ def _who(holders: list[str]) -> str:
     )
 
 
+def xero_tenant(organisation: str, tenant_id: str) -> str:
+    """A Xero tenant as a person knows it: ``Xero organisation Walk UK (tenant 5e1…)``."""
+    if organisation and organisation != tenant_id:
+        return f"Xero organisation {organisation} (tenant {tenant_id})"
+    return f"Xero tenant {tenant_id}"
+
+
 class TenantSlots:
     """Xero's per-tenant limits for the calls of one poster: ``with slots.call(): <one call>``."""
 
@@ -143,9 +150,11 @@ class TenantSlots:
         holder: str | None = None,
         clock: Callable[[], float] = time.time,
         pause: Callable[[float], None] = stopping.pause,
+        organisation: str = "",
     ) -> None:
         self.enabled = settings.xero_shared_limits
         self.tenant_id = tenant_id
+        self.where = xero_tenant(organisation, tenant_id)
         self._limits = limits if self.enabled else None
         self._settings = settings
         # Named for the flow run that holds it, so a person can find that run in the UI.
@@ -222,7 +231,7 @@ class TenantSlots:
                 return Slot(number, self._holder, self._clock())
             if not refused and not limits.known(self.tenant_id):  # strict: no rows, no wait
                 raise PermanentError(
-                    f"no call slots for Xero tenant {self.tenant_id}: "
+                    f"no call slots for {self.where}: "
                     "ensure_tenant_limits must run before its first call"
                 )
             if self._clock() - started >= self._wait_seconds:
@@ -258,6 +267,4 @@ class TenantSlots:
             pacer.lock.release()
 
     def _expired(self, what: str) -> WaitExpired:
-        return WaitExpired(
-            f"waited {self._wait_seconds:.0f} s for {what} of Xero tenant {self.tenant_id}"
-        )
+        return WaitExpired(f"waited {self._wait_seconds:.0f} s for {what} of {self.where}")

@@ -14,10 +14,11 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from config.errors import InvalidInput, PermanentError
+from config.errors import BillSyncError, InvalidInput, PermanentError
 from config.integration import IntegrationConfig
 from config.settings import Settings, get_settings
 from store.credential_types import CredentialView
+from store.factory import credential_store
 from store.integrations import IntegrationView
 from tasks.m3ter.models import ExternalMapping
 from tasks.process import PROCESS
@@ -79,11 +80,14 @@ def read_organisation(
     logger = get_run_logger()
     ensure_tenant_limits(settings, tenant_id)
     report = PostReport()
+    name = _organisation_name(settings, integration)
     with (
         xero_client(settings, integration, tenant_id) as client,
-        TenantSlots(settings, tenant_id) as slots,
+        TenantSlots(settings, tenant_id, organisation=name) as slots,
     ):
-        calls = XeroCalls(settings, tenant_id, log=logger, sleep=stopping.pause, slots=slots)
+        calls = XeroCalls(
+            settings, tenant_id, log=logger, sleep=stopping.pause, slots=slots, organisation=name
+        )
 
         def fetch(collection: str, params: dict[str, str] | None) -> list[dict[str, Any]]:
             return calls.call(lambda: client.read(collection, params), f"read {collection}", report)
@@ -130,6 +134,15 @@ def organisation_reference(
             f"integration's coding: " + "; ".join(map(str, problems))
         )
     return reference, calls
+
+
+def _organisation_name(settings: Settings, integration: IntegrationView | str) -> str:
+    """The organisation's name as the credential knows it (for messages); empty if unknown."""
+    credential_id = integration if isinstance(integration, str) else integration.credential_id
+    try:
+        return credential_store(settings).get(credential_id or "").tenant_name or ""
+    except BillSyncError:
+        return ""
 
 
 def check_with_organisation(config: IntegrationConfig, credential: CredentialView) -> None:

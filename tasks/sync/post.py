@@ -60,6 +60,7 @@ class TenantPoster:
         log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         sleep: Callable[[float], None] = stopping.pause,
         slots: TenantSlots | None = None,
+        organisation: str = "",
     ) -> None:
         self.settings = settings
         self.client = client
@@ -68,7 +69,9 @@ class TenantPoster:
         self.tenant_id = tenant_id
         self.run_id = run_id
         self.log = log or logging.getLogger(__name__)
-        self.calls = XeroCalls(settings, tenant_id, log=self.log, sleep=sleep, slots=slots)
+        self.calls = XeroCalls(
+            settings, tenant_id, log=self.log, sleep=sleep, slots=slots, organisation=organisation
+        )
         self._batches = itertools.count(1)  # batch numbers for log lines, across posts
 
     def post(self, sends: Sequence[Send]) -> PostReport:

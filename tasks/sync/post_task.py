@@ -28,13 +28,16 @@ from tasks.sync.post import TenantPoster
 
 
 @task(name="post to Xero", cache_policy=NO_CACHE, persist_result=False)
-def post_sends(integration: IntegrationView, tenant_id: str, documents: str) -> Any:
+def post_sends(
+    integration: IntegrationView, tenant_id: str, documents: str, organisation: str = ""
+) -> Any:
     """Post a group of documents to the integration's Xero tenant, in batches of up to 50.
 
     Args:
         integration: the integration whose documents these are.
         tenant_id: the Xero tenant they go to.
         documents: the hand-off key of the documents (``tasks.sync.handoff``).
+        organisation: the tenant's organisation name, for messages.
 
     Returns the ``PostReport``; as a Failed state (with the report in its ``RunFailed``) when
     any of them did not reach Xero.
@@ -43,9 +46,10 @@ def post_sends(integration: IntegrationView, tenant_id: str, documents: str) -> 
     settings = get_settings()
     with (
         xero_client(settings, integration, tenant_id) as client,
-        TenantSlots(settings, tenant_id) as slots,
+        TenantSlots(settings, tenant_id, organisation=organisation) as slots,
     ):
         poster = TenantPoster(
+            organisation=organisation,
             slots=slots,
             settings=settings,
             client=client,
@@ -91,6 +95,6 @@ class PostingTasks:
     def __call__(self, sends: list[Send], what: str, number: int) -> TaskHandle:
         name = f"post {what} to {self.organisation} for {self.integration.name} (#{number})"
         future = post_sends.with_options(task_run_name=name).submit(
-            quote(self.integration), self.tenant_id, handoff.hand(sends)
+            quote(self.integration), self.tenant_id, handoff.hand(sends), self.organisation
         )
         return TaskHandle(future)

@@ -62,9 +62,9 @@ def test_slots_held_by_a_dead_run_end_the_sync_in_time_count_every_bill_and_heal
     assert n > 0 and {e.outcome for e in retryable} == {Outcome.INTERRUPTED}
     assert first.message.startswith(f"{n} bills not sent: {n} interrupted; Wedged interrupted")
     assert (
-        f"waited 2 s for one of the tenant's 5 call slots (held by flow run {dead} (5))"
-        in first.message
-    )
+        f"waited 2 s for one of the tenant's 5 call slots (held by flow run {dead} (5)) "
+        f"of Xero organisation Demo Company (UK) (tenant {main['tenant_id']})"
+    ) in first.message
     (row,) = summary(first)["integrations"]
     assert row["failed"] == n and row["sent"] == 0
     assert documents(xero_server, main["tenant_id"]) == 0

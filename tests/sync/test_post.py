@@ -427,11 +427,11 @@ def test_a_spent_daily_limit_defers_the_rest_to_the_next_run_and_stops(world: Wo
     assert len(world.xero.posts()) == report.calls == 2  # not retried, not waited for
     assert world.sleeps == []
     assert report.stop is not None and report.stop[0] is Outcome.RATE_LIMIT_RETRY
-    assert report.stop[1] == f"Xero's daily limit for tenant {TENANT} is spent"
+    assert report.stop[1] == f"Xero's daily limit for Xero tenant {TENANT} is spent"
     fates = world.fates()
     assert fates["bill-1"].outcome is Outcome.COMPLETE
     assert fates["bill-2"].outcome is Outcome.RATE_LIMIT_RETRY
-    assert fates["bill-2"].reason == f"Xero's daily limit for tenant {TENANT} is spent"
+    assert fates["bill-2"].reason == f"Xero's daily limit for Xero tenant {TENANT} is spent"
     assert fates["bill-3"].outcome is Outcome.RATE_LIMIT_RETRY
     assert fates["bill-3"].reason.startswith("deferred to the next run: ")
     assert fates["bill-3"].attempts == 0 and fates["bill-3"].document_type == "credit_note"
