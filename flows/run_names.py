@@ -11,7 +11,6 @@ from typing import Any
 from prefect.runtime import flow_run
 
 from config.errors import BillSyncError
-from config.integration import IntegrationStatus
 from config.settings import get_settings
 from store.factory import integration_store
 
@@ -28,19 +27,18 @@ def _listed(names: list[str]) -> str:
     return f"{', '.join(names[:SHOWN])} and {len(names) - SHOWN} more"
 
 
-def _connected_names() -> list[str]:
-    """Every integration a sync of all would send for (the store away: none named)."""
+def _every_name() -> list[str]:
+    """Every integration a sync of all covers, connected or not (the store away: none)."""
     try:
-        views = integration_store(get_settings()).list()
+        return [v.name for v in integration_store(get_settings()).list()]
     except BillSyncError:
         return []
-    return [v.name for v in views if v.status is IntegrationStatus.CONNECTED]
 
 
 def sync_run_name() -> str:
     """``sync Walk UK, Walk US`` (``dry run: sync …``; ``sync (no integrations)``)."""
     params = _parameters()
-    names = [str(n) for n in params.get("integrations") or ()] or _connected_names()
+    names = [str(n) for n in params.get("integrations") or ()] or _every_name()
     prefix = "dry run: sync" if params.get("dry_run") else "sync"
     return f"{prefix} {_listed(names) if names else '(no integrations)'}"
 

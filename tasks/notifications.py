@@ -24,7 +24,7 @@ def disabled_message(
         f"The m3ter → Xero bill integration {integration_name!r} has been disabled.\n\n"
         f"Why: {reason}\n\n"
         "No bills are sent to Xero until it is enabled again (flow `enable_integration`).\n\n"
-        f"What to do: {todo or 'fix what stopped it, then enable_integration'}. The next "
+        f"What to do: {todo or 'enable_integration once what disabled it is fixed'}. The next "
         "sync then sends the bills that waited.\n"
     )
     return message

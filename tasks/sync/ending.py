@@ -18,7 +18,7 @@ from tasks.sync.posting import Log
 from tasks.sync.reading import Reading, Rules, fingerprint
 from tasks.sync.report import Disabled, IntegrationReport, named
 
-ENABLE = "fix what stopped it, then enable_integration"
+ENABLE = "enable_integration once what disabled it is fixed"
 
 
 def organisation_of(settings: Settings, view: IntegrationView | str) -> str:

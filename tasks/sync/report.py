@@ -139,6 +139,8 @@ class IntegrationReport:
 
     def describe(self) -> str:
         """A log line with what the table leaves out."""
+        if self.stop is Stop.NOT_ENABLED:  # nothing was read: only why
+            return "; ".join(self.notes())
         skipped = ", ".join(f"{why}: {n}" for why, n in sorted(self.skipped.items()))
         parts = [
             f"{self.integration} ({self.organisation or 'no organisation'})",

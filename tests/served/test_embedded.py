@@ -274,6 +274,21 @@ def test_a_person_runs_a_sync_and_reads_why_bills_did_not_reach_xero(
     page.set_viewport_size({"width": 1280, "height": 1400})
     _shot(page, tmp_path, "sync-4-failures-report")
 
+    # The integration is disabled (here by a person): the next run is not green, and the first
+    # thing it says is which integration, since when, why, and the flow that turns it back on.
+    off = served.finished(served.run("disable_integration", integration="Browser sync"))
+    assert off["state_type"] == "COMPLETED", off["state"]
+    again = served.finished(served.run("sync_bills"))
+    assert again["state_type"] == "FAILED"
+    assert again["state"]["message"].startswith("Browser sync is DISABLED since 20")
+    page.set_viewport_size({"width": 1280, "height": 860})
+    page.goto(f"{served.ui}/runs")
+    page.get_by_text(again["name"]).first.wait_for(timeout=30_000)  # runs named for their work
+    page.goto(f"{served.ui}/runs/flow-run/{again['id']}")
+    page.get_by_text("Browser sync is DISABLED").first.wait_for(timeout=30_000)
+    assert "enable_integration" in page.inner_text("body")
+    _shot(page, tmp_path, "sync-6-disabled-named-first")
+
 
 def test_ctrl_c_stops_serve_and_its_server_within_ten_seconds(embedded):
     served = embedded
