@@ -4,7 +4,8 @@ The embedded default: when no ``PREFECT_API_URL`` is set it starts ``prefect ser
 loopback (UI included; its database and log in ``<data dir>/prefect``, not the user's
 ``~/.prefect``), serves all flows (``sync_bills`` on a cron schedule, the others on demand),
 runs the OAuth consent callback from ``web/`` on the redirect URI's port, and with
-``--sandbox`` the Xero and m3ter sandboxes too. It prints where the UI is.
+``--sandbox`` the Xero and m3ter sandboxes too, their state kept in ``<data dir>/sandbox`` across
+restarts (``--fresh-sandbox`` starts them anew). It prints where the UI is.
 
 The server runs in its own session: Ctrl-C reaches this process only, so serve can pause its
 deployments through a live API and then stop the server, instead of retrying against a server
@@ -93,39 +94,79 @@ def sandbox_settings(xero_url: str, m3ter_url: str) -> dict[str, str]:
     }
 
 
-def start_sandboxes() -> dict[str, str]:
-    """Start both sandboxes on their fixed loopback ports; return the settings pointing at them."""
+@contextlib.contextmanager
+def sandboxes(
+    state_dir: Path,
+    *,
+    fresh: bool = False,
+    xero_port: int = XERO_SANDBOX_PORT,
+    m3ter_port: int = M3TER_SANDBOX_PORT,
+) -> Iterator[dict[str, str]]:
+    """Both sandboxes on loopback, their state kept in ``state_dir`` (``xero.json``,
+    ``m3ter.json``) so that a restart keeps the credential's tokens, the documents and the bills
+    (``fresh``: started anew, the files replaced); yields the settings pointing at them. On exit
+    they stop and save a last time. ``StateFileError`` for a state file they cannot use."""
     from sandbox.m3ter import app as m3ter_app
+    from sandbox.m3ter.persistence import persist_app as persist_m3ter
     from sandbox.serve import run_in_thread
     from sandbox.xero.app import create_app
+    from sandbox.xero.persistence import persist_app as persist_xero
 
-    xero = run_in_thread(create_app(), port=XERO_SANDBOX_PORT)
-    m3ter = run_in_thread(m3ter_app.create_app(), port=M3TER_SANDBOX_PORT)
-    return sandbox_settings(xero.url, m3ter.url)
+    urls: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        for name, app, persist, port in (
+            ("xero", create_app(), persist_xero, xero_port),
+            ("m3ter", m3ter_app.create_app(), persist_m3ter, m3ter_port),
+        ):
+            stack.callback(persist(app, state_dir / f"{name}.json", fresh=fresh).close)
+            server = run_in_thread(app, port=port)
+            stack.callback(server.stop, 2)
+            urls[name] = server.url
+        yield sandbox_settings(urls["xero"], urls["m3ter"])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sandbox", action="store_true", help="also run the sandboxes")
+    parser.add_argument(
+        "--fresh-sandbox",
+        action="store_true",
+        help="with --sandbox: start the sandboxes anew instead of from <data dir>/sandbox",
+    )
+    parser.add_argument("--xero-sandbox-port", type=int, default=XERO_SANDBOX_PORT)
+    parser.add_argument("--m3ter-sandbox-port", type=int, default=M3TER_SANDBOX_PORT)
     parser.add_argument("--prefect-port", type=int, default=4200)
     parser.add_argument("--cron", default=DEFAULT_SYNC_CRON, help="sync_bills schedule")
     parser.add_argument(
         "--interval", type=float, default=None, help="sync_bills every N seconds (not --cron)"
     )
     args = parser.parse_args(argv)
+    if args.fresh_sandbox and not args.sandbox:
+        parser.error("--fresh-sandbox needs --sandbox")
 
-    if args.sandbox:
-        os.environ.update(start_sandboxes())
     from config.settings import get_settings
+    from sandbox.persist import StateFileError
     from store.crypto import cipher_from_settings
 
-    get_settings.cache_clear()
-    settings = get_settings()
-    cipher_from_settings(settings, create_if_missing=args.sandbox)
-    # Before Prefect is imported: its settings (home, database) are read once.
-    default_home = (settings.data_dir / "prefect").resolve()
-    home = Path(os.environ.setdefault("PREFECT_HOME", str(default_home)))
     with contextlib.ExitStack() as stack:
+        if args.sandbox:
+            state_dir = (get_settings().data_dir / "sandbox").resolve()
+            try:
+                started = sandboxes(
+                    state_dir,
+                    fresh=args.fresh_sandbox,
+                    xero_port=args.xero_sandbox_port,
+                    m3ter_port=args.m3ter_sandbox_port,
+                )
+                os.environ.update(stack.enter_context(started))
+            except StateFileError as exc:
+                parser.error(str(exc))
+        get_settings.cache_clear()
+        settings = get_settings()
+        cipher_from_settings(settings, create_if_missing=args.sandbox)
+        # Before Prefect is imported: its settings (home, database) are read once.
+        default_home = (settings.data_dir / "prefect").resolve()
+        home = Path(os.environ.setdefault("PREFECT_HOME", str(default_home)))
         api = os.environ.get("PREFECT_API_URL") or stack.enter_context(
             prefect_server(args.prefect_port, home.resolve())
         )
@@ -153,8 +194,12 @@ def _serve(args: argparse.Namespace, settings: Any, api: str) -> None:
     print(f"zombie runs:       marked Crashed after {within:.0f} s without a heartbeat")
     print(f"consent callback:  {callback.url}{redirect.path}")
     if args.sandbox:
+        kept = f"state in {(settings.data_dir / 'sandbox').resolve()}"
+        if args.fresh_sandbox:
+            kept += ", started fresh: credentials made before no longer work at Xero"
         print(f"Xero sandbox:      {settings.xero_api_url}")
         print(f"m3ter sandbox:     {settings.m3ter_api_url}")
+        print(f"sandboxes:         {kept}")
     print(f"Prefect server log: {Path(os.environ['PREFECT_HOME']) / 'server.log'}", flush=True)
     try:
         serve(*flows_to_serve(args.cron, interval=args.interval))
