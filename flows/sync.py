@@ -46,6 +46,7 @@ from tasks.sync.lease import IntegrationBusy, IntegrationLease
 from tasks.sync.report import IntegrationReport, Stop
 from tasks.sync.runtime import tune_process
 from tasks.sync.scope import can_share, nothing_new, shared_plan
+from tasks.sync.stopped import RunStopped, stopped_end
 from tasks.sync.summary import forget_earlier_attempts, not_rerun, subflow_end, summarise
 from tasks.threads import side_by_side
 
@@ -186,16 +187,24 @@ def _concurrently(
     arguments by integration id."""
     extra = per_view or {}
     timeout = get_settings().sync_run_timeout_seconds
+    if (why := stopping.stopping()) is not None:  # told to stop before any integration began
+        raise RunStopped(why, [])
     outcomes = side_by_side(
         [lambda v=v: _isolated(v, **kwargs, **extra.get(v.id, {})) for v in views],
         timeout,
         name="sync-integration",
-        # SIGTERM or Ctrl-C: every poster stops, and each integration records its bills'
-        # fates before the process goes (tasks.threads).
+        # SIGTERM or Ctrl-C (``StopSignals``, or raised here when this thread cannot take
+        # them): every poster stops, and each integration records its bills' fates before
+        # the run ends (tasks.threads).
         on_interrupt=lambda exc: stopping.request_stop(
             f"the process is stopping ({type(exc).__name__})"
         ),
+        stopped=lambda: stopping.stopping() is not None,
     )
+    why = stopping.stopping()
+    if why is not None:
+        late = [v.name for v, r in zip(views, outcomes, strict=True) if isinstance(r, TimeoutError)]
+        raise RunStopped(why, [r for r in outcomes if isinstance(r, IntegrationReport)], late)
     return [
         report if isinstance(report, IntegrationReport) else _timed_out(view, timeout)
         for view, report in zip(views, outcomes, strict=True)
@@ -234,15 +243,22 @@ def sync_bills(
 
 def _unless_interrupted(run: Callable[[], Any]) -> Any:
     """A run the project database (or a stop) cut short before any integration could report
-    ends Failed with the reason in a line, not a traceback."""
-    try:
-        return run()
-    except Interrupted as exc:
-        get_run_logger().error("the run was interrupted: %s", exc)
-        return expected_failure(f"interrupted: {exc}")
-    except (InvalidInput, NotFound) as exc:  # what the person asked for: nothing was sent
-        get_run_logger().error("%s", exc)
-        return expected_failure(str(exc))
+    ends Failed with the reason in a line, not a traceback. Ctrl-C and SIGTERM stop the run's
+    integrations, which record their bills' fates; the run then counts them (``stopped_end``)."""
+    with stopping.StopSignals() as signals:
+        try:
+            return run()
+        except RunStopped as stop:
+            get_run_logger().warning("the run was stopped (%s)", stop.why)
+            return stopped_end(stop)
+        except Interrupted as exc:
+            if signals.received is not None:  # stopped before any integration started
+                return stopped_end(RunStopped(stopping.SIGNAL_NAMES[signals.received], []))
+            get_run_logger().error("the run was interrupted: %s", exc)
+            return expected_failure(f"interrupted: {exc}")
+        except (InvalidInput, NotFound) as exc:  # what the person asked for: nothing was sent
+            get_run_logger().error("%s", exc)
+            return expected_failure(str(exc))
 
 
 def _sync_all(integrations: tuple[str, ...], since: dt.date | None, dry_run: bool) -> Any:

@@ -5,7 +5,8 @@ session. Importing a flow module changes nothing.
 
 ``quiet_expected_failures``: a flow run that ends Failed on purpose (``config.errors.RunFailed``)
 has its reason as the state message; Prefect's engine would add "Engine execution exited with
-unexpected exception" and a traceback to the run's logs, which reads as a crash. It is dropped.
+unexpected exception" and a traceback to the run's logs, which reads as a crash. It is dropped;
+so is the traceback of a task run ended by a stopping process (Ctrl-C, SIGTERM).
 
 Prefect's sync flow engine ends every flow run by joining its heartbeat thread, which sleeps in
 whole seconds: each flow run returned up to a second after it was over, and a sync (a flow and
@@ -22,7 +23,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from config.errors import RunFailed
+from config.errors import RunFailed, Stopping
 
 
 def prompt_flow_exit() -> None:
@@ -64,18 +65,22 @@ def prepare_engine() -> None:
 
 
 class _ExpectedFailureFilter(logging.Filter):
-    """Drops the engine's traceback record for a run that ended Failed on purpose."""
+    """Drops the engine's traceback record for a run that ended Failed on purpose; keeps the
+    line, not the traceback, of a task run that a stopping process ended (``Stopping``)."""
 
     marker = "quiet_expected_failures"
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, Stopping):
+            record.exc_info, record.exc_text = None, None
+            return True
         return not isinstance(exc, RunFailed)
 
 
 def quiet_expected_failures() -> None:
-    """No traceback in a run's logs for an expected failure (idempotent)."""
-    for name in ("prefect.flow_runs", "prefect.engine"):
+    """No traceback in a run's logs for an expected failure or a stop (idempotent)."""
+    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect.engine"):
         logger = logging.getLogger(name)
         marker = _ExpectedFailureFilter.marker
         if not any(getattr(f, "marker", None) == marker for f in logger.filters):
@@ -88,6 +93,15 @@ def expected_failure(message: str, details: object | None = None) -> Any:
     from prefect.states import Failed
 
     return Failed(message=message, data=RunFailed(message, details=details))
+
+
+def expected_cancel(message: str, details: object | None = None) -> Any:
+    """The Cancelled state a flow returns when it stopped before doing any of its work: like
+    ``expected_failure``, one line on the run page and no traceback (its ``RunFailed`` is what
+    Prefect raises at the run's end, and ``quiet_expected_failures`` drops)."""
+    from prefect.states import Cancelled
+
+    return Cancelled(message=message, data=RunFailed(message, details=details))
 
 
 def reported(value: Any) -> Any:

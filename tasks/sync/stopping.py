@@ -5,11 +5,19 @@ thread, then the interpreter joins those threads before it exits: a poster with 
 kept a stopped process alive for as long as its work took. ``request_stop`` (called when the
 flow sees the signal, and by ``install`` at interpreter exit) makes every wait here end at once
 with ``Stopping``, and no new call start.
+
+``StopSignals`` goes further for a flow that runs in the main thread: SIGINT (Ctrl-C) and
+SIGTERM request the stop instead of raising in the middle of the flow (Prefect's engine would
+end the run Crashed, with a traceback, and kill the process before its threads recorded
+anything), so the flow waits for its threads and ends with what they did not send, counted.
 """
 
 from __future__ import annotations
 
+import signal
 import threading
+from types import FrameType, TracebackType
+from typing import Any
 
 from config.errors import Stopping
 
@@ -65,3 +73,46 @@ def reset() -> None:
     with _lock:
         _why.clear()
     _stop.clear()
+
+
+#: How a person names the signals that stop a flow run's process.
+SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+
+class StopSignals:
+    """``with StopSignals() as signals:`` SIGINT and SIGTERM request a stop (``request_stop``,
+    named ``Ctrl-C`` or ``SIGTERM``) while the block runs; ``signals.received`` is the first
+    one. Outside the main thread (where Python cannot take signals) it changes nothing."""
+
+    def __init__(self) -> None:
+        self.received: signal.Signals | None = None
+        self._before: dict[signal.Signals, Any] = {}
+        self._blocked: set[signal.Signals] = set()
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in SIGNAL_NAMES:
+                self._before[signum] = signal.signal(signum, self._take)
+            # serve starts its flow-run processes with SIGINT blocked (deployments.serving):
+            # here it is taken, a Ctrl-C that came while the process started included.
+            self._blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        return self
+
+    def _take(self, signum: int, _frame: FrameType | None) -> None:
+        received = signal.Signals(signum)
+        if self.received is None:
+            self.received = received
+        request_stop(SIGNAL_NAMES[received])
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if signal.SIGINT in self._blocked:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        for signum, before in self._before.items():
+            if before is not None:  # None: a handler not set from Python, left as it is
+                signal.signal(signum, before)
+        self._before.clear()
