@@ -55,16 +55,16 @@ RETRYABLE = frozenset(
         Outcome.CONTACT_ARCHIVED,
     }
 )
+#: Every outcome of a bill that did not reach Xero: what ``rerun_failed_syncs`` sends again.
 FAILED = RETRYABLE | {Outcome.INVOICE_ALREADY_PAID, Outcome.ACCOUNTING_PERIOD_CLOSED}
+
+#: A failed outcome, as a form's dropdown offers it (``rerun_failed_syncs(outcomes=...)``).
+FailedOutcome = Literal[tuple(sorted(o.value for o in FAILED))]  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
 class LedgerEntry:
-#: Every outcome of a bill that did not reach Xero: what ``rerun_failed_syncs`` sends again.
     """A bill's row in the ledger: what was last sent of it, where it is in Xero, how it ended."""
-
-#: A failed outcome, as a form's dropdown offers it (``rerun_failed_syncs(outcomes=...)``).
-FailedOutcome = Literal[tuple(sorted(o.value for o in FAILED))]  # type: ignore[valid-type]
 
     integration_id: str
     bill_id: str
