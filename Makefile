@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 CHROMIUM := $(shell command -v chromium 2>/dev/null)
 INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb) $(shell command -v initdb 2>/dev/null))
 
-.PHONY: install browser postgres-server demo test lint serve bench cluster-test clean
+.PHONY: install browser postgres-server demo test test-fast lint serve bench cluster-test clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: install
 
 test: install browser lint
 	$(BIN)/pytest
+
+# The tests that need no Prefect server (marker unit, set by tests/conftest.py): under a minute.
+test-fast: install
+	$(BIN)/pytest -q -m unit
 
 serve: install
 	$(BIN)/python -m deployments.serve $(ARGS)

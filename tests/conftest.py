@@ -134,3 +134,25 @@ def xero_sandbox(xero_server: ServerHandle) -> Any:
     sandbox = xero_server.server.config.app.state.sandbox
     sandbox.reset()
     return sandbox
+
+
+# -- tiers ------------------------------------------------------------------------------------
+# Each test is marked by what it needs, from its fixtures and folder, so nobody has to remember
+# to mark it: ``unit`` (no Prefect server: sandboxes, databases and plain code only; what
+# ``make test-fast`` runs), ``flow`` (real flow runs on the session's Prefect test server),
+# ``served`` (``python -m deployments.serve`` in a subprocess, driven through Prefect's API),
+# ``browser`` (headless Chromium on the UI).
+TIERS = ("unit", "flow", "served", "browser")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "browser" in fixtures:
+            item.add_marker(pytest.mark.browser)
+        if "/tests/served/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.served)
+        elif "prefect_server" in fixtures:
+            item.add_marker(pytest.mark.flow)
+        if not any(item.get_closest_marker(t) for t in TIERS[1:]):
+            item.add_marker(pytest.mark.unit)
