@@ -29,6 +29,9 @@ FLOWS: tuple[tuple[str, str], ...] = (
     ("flows.sync", "rerun_failed_syncs"),
 )
 SCHEDULED = {"sync_bills"}
+#: Flows whose work is all done in task runs and subflows: a run of one that started none did
+#: nothing (``deployments.serving`` cancels such a run that a stop cut short).
+WORK_IN_TASKS = {"sync_bills", "rerun_failed_syncs"}
 
 
 #: Where a served flow-run process loads its flow from: it switches on the project's engine

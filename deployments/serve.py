@@ -7,9 +7,10 @@ runs the OAuth consent callback from ``web/`` on the redirect URI's port, and wi
 ``--sandbox`` the Xero and m3ter sandboxes too, their state kept in ``<data dir>/sandbox`` across
 restarts (``--fresh-sandbox`` starts them anew). It prints where the UI is.
 
-The server runs in its own session: Ctrl-C reaches this process only, so serve can pause its
-deployments through a live API and then stop the server, instead of retrying against a server
-the same Ctrl-C already killed.
+The server runs in its own session: Ctrl-C reaches this process (and the flow-run processes it
+started) only, so serve can end its runs and pause its deployments through a live API
+(``deployments.serving``) and then stop the server, instead of retrying against a server the
+same Ctrl-C already killed.
 """
 
 from __future__ import annotations
@@ -176,9 +177,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Any, api: str) -> None:
-    from prefect import serve
-
     from deployments.automations import default_within, ensure_zombie_automation
+    from deployments.serving import serve_until_stopped
     from sandbox.serve import run_in_thread
     from web.callback import create_callback_app
 
@@ -202,7 +202,7 @@ def _serve(args: argparse.Namespace, settings: Any, api: str) -> None:
         print(f"sandboxes:         {kept}")
     print(f"Prefect server log: {Path(os.environ['PREFECT_HOME']) / 'server.log'}", flush=True)
     try:
-        serve(*flows_to_serve(args.cron, interval=args.interval))
+        serve_until_stopped(flows_to_serve(args.cron, interval=args.interval))
     finally:
         callback.stop(timeout=2)
 

@@ -37,6 +37,7 @@ class Served:
     callback: str
     output: Path
     deployments: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None  # serve, the leader of its process group
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         for _ in range(20):  # a busy SQLite test server answers 503, as Prefect's client knows
@@ -183,6 +184,7 @@ def served(
         stdout=output.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=default_sigint,
     )
     wanted = {name for _, name in FLOWS}
     deadline = time.monotonic() + 120
@@ -193,9 +195,15 @@ def served(
         time.sleep(0.5)
         found = _deployments(prefect_server)
     try:
-        yield Served(prefect_server, env, callback, output, found)
+        yield Served(prefect_server, env, callback, output, found, proc)
     finally:
         stop(proc)
+
+
+def default_sigint() -> None:
+    """Serve takes Ctrl-C as from a terminal: a process started in the background may have
+    inherited SIGINT ignored (and would pass that on to its flow-run processes)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
