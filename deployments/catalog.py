@@ -29,8 +29,9 @@ FLOWS: tuple[tuple[str, str], ...] = (
     ("flows.sync", "rerun_failed_syncs"),
 )
 SCHEDULED = {"sync_bills"}
-#: Flows whose work is all done in task runs and subflows: a run of one that started none did
-#: nothing (``deployments.serving`` cancels such a run that a stop cut short).
+#: The syncs: their work is all done in task runs and subflows (a run that started none did
+#: nothing: ``deployments.serving`` cancels one a stop cut short), and they take Ctrl-C in
+#: their flow, where they can end with a count of what they left (``deployments.flow_process``).
 WORK_IN_TASKS = {"sync_bills", "rerun_failed_syncs"}
 
 

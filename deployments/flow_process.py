@@ -14,9 +14,10 @@ module switches nothing on (``tasks.prefect_engine``).
 from __future__ import annotations
 
 import importlib
+import signal
 from typing import Any
 
-from deployments.catalog import FLOWS
+from deployments.catalog import FLOWS, WORK_IN_TASKS
 from tasks.prefect_engine import prepare_engine
 
 
@@ -28,9 +29,15 @@ def prepare(**_inputs: object) -> dict[str, str]:
 
 
 def __getattr__(name: str) -> Any:
-    """A catalogued flow, by name: what Prefect's engine reads from an entrypoint here."""
+    """A catalogued flow, by name: what Prefect's engine reads from an entrypoint here.
+
+    Serve starts this process with SIGINT blocked (``deployments.serving``): a sync takes a
+    Ctrl-C once its flow runs (``tasks.sync.stopping.StopSignals``); any other flow takes it
+    from here on, as Python does (a Ctrl-C that came while the process started included)."""
     for module, flow_name in FLOWS:
         if flow_name == name:
+            if name not in WORK_IN_TASKS:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
             return getattr(importlib.import_module(module), name)
     raise AttributeError(f"no flow {name!r} in deployments.catalog")
 

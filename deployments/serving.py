@@ -2,30 +2,35 @@
 
 Ctrl-C in a terminal sends SIGINT to the whole foreground process group: serve and every
 flow-run process its runner started (``python -m prefect.engine``, in serve's group). Prefect
-3.8.8's runner has nothing for a run it was still starting: on Ctrl-C it cancels its own loop,
-then sends SIGTERM to each flow-run process and waits for it; a process the Ctrl-C reached before
-its flow did died of it at once (a ``KeyboardInterrupt`` while Python was still importing), and
-the runner reported its run Crashed ("exited with status code 1"), or Prefect's engine did. On
-SIGTERM it cancels every run (``Runner.stop``, Cancelled forced after the process exits): a
-sync's count of the bills it did not send would be lost.
+3.8.8's ``serve`` then cancels its runner, which pauses the deployments and kills each flow-run
+process still there (anyio's ``Process`` sends SIGKILL to a process whose task is cancelled);
+it reports nothing for those runs. A process the Ctrl-C reached while Python was still
+importing died of it at once, and the runner reported its run Crashed ("exited with status
+code 1"). On SIGTERM the runner cancels every run (``Runner.stop``): Cancelled, forced over any
+end the run gave itself.
 
-So serve takes both signals itself, and its flow-run processes start with SIGINT blocked (it is
-pending, not lost): a sync takes it once its flow runs (``tasks.sync.stopping.StopSignals``)
-and ends Failed, counting the bills it left; a process still starting feels nothing. On the
-first signal serve cancels the runs still Pending, lets the runner stop as on Ctrl-C (SIGTERM to
-each flow-run process, then wait), and once every process is gone, cancels the runs left
-Pending, and the syncs that did no work and were left Running or Crashed meanwhile (SIGTERM
-reached Prefect's engine before their flow began). A second Ctrl-C stops waiting. All of it
-through Prefect's public runner and client.
+So serve takes both signals itself, and starts its flow-run processes with SIGINT blocked (it
+is pending, not lost): a sync takes it once its flow runs (``tasks.sync.stopping.StopSignals``),
+records its bills' fates and ends Failed counting the bills it did not send (or Cancelled, if
+it sent none); a sync still starting takes it as its flow begins and ends Cancelled; other
+flows take it as they load (``deployments.flow_process``). On the first signal serve pauses its
+deployments (as ``prefect.serve`` does), waits for its flow-run processes to end (SIGTERM,
+which reached serve alone, is passed on to the runs that began), then stops the runner, and
+cancels the runs left Pending and the syncs left Running or Crashed with no work done. A second
+Ctrl-C stops waiting. All of it through Prefect's public runner and client.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -39,6 +44,9 @@ if TYPE_CHECKING:
 
 #: How a person names the signals that stop serve.
 SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+#: How long serve waits for its flow-run processes to end on their own once told to stop (a
+#: sync records its bills' fates and reports, in seconds); the runner kills what is left.
+STOP_SECONDS = 30.0
 
 
 def serve_until_stopped(deployments: Sequence[RunnerDeployment]) -> None:
@@ -46,7 +54,7 @@ def serve_until_stopped(deployments: Sequence[RunnerDeployment]) -> None:
     Ctrl-C or SIGTERM; a second signal gives up waiting for the runs to end."""
     from prefect.runner import Runner
 
-    runner = Runner(pause_on_shutdown=True)
+    runner = Runner(pause_on_shutdown=False)  # paused after its runs ended (_serve)
     ids = {deployment.name: runner.add_deployment(deployment) for deployment in deployments}
     # A thread that takes this process's SIGINT (Python runs the handler in the main thread),
     # so that the main thread, which starts the flow-run processes, can pass it on blocked.
@@ -100,27 +108,55 @@ async def _serve(runner: Runner, served: ServedDeployments) -> None:
         serving.result()
         return
     why = SIGNAL_NAMES[received[0]]
-    print(f"serve: stopping ({why}); the runs that had not begun are cancelled", flush=True)
+    print(f"serve: stopping ({why}); waiting for its runs to end", flush=True)
     from prefect.client.orchestration import get_client
-
-    async with get_client() as client:
-        at_stop = await cancel_pending(client, served.all, why)
-        serving.cancel()  # the runner's own stop: SIGTERM to each flow-run process, then wait
-        await asyncio.gather(serving, return_exceptions=True)
-        await cancel_unbegun(client, served, at_stop, why)
-
-
-async def cancel_pending(client: PrefectClient, deployment_ids: list[UUID], why: str) -> list[UUID]:
-    """Cancel the runs of ``deployment_ids`` still Pending (picked up, their process not yet
-    in Prefect's engine), before the runner sees those processes die; return the ids of the
-    runs that had not ended (Pending or Running)."""
     from prefect.client.schemas.objects import StateType
 
-    runs = await _runs(client, deployment_ids, [StateType.PENDING, StateType.RUNNING])
-    for run in runs:
-        if run.state_type is StateType.PENDING:
-            await _cancel(client, run, why)
-    return [run.id for run in runs]
+    async with get_client() as client:
+        at_stop = await _runs(client, served.all, [StateType.PENDING, StateType.RUNNING])
+        for deployment_id in served.all:  # as prefect.serve does: no schedule fires meanwhile
+            await client.pause_deployment(deployment_id)
+        told = flow_run_processes()
+        if received[0] is signal.SIGTERM:  # serve alone was told: tell the flows that began
+            began = {str(run.id) for run in at_stop if run.state_type is StateType.RUNNING}
+            told = {pid: run for pid, run in told.items() if run in began}
+            for pid in told:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        await _until_gone(set(told), STOP_SECONDS)
+        # The runner's own stop: it kills what is left (SIGKILL, through anyio's Process) and
+        # reports nothing for a run it had not started.
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+        await cancel_unbegun(client, served, [run.id for run in at_stop], why)
+
+
+def flow_run_processes() -> dict[int, str]:
+    """This process's live flow-run processes (pid: flow run id), read from ``/proc`` (the
+    runner starts them with ``PREFECT__FLOW_RUN_ID`` in their environment); none elsewhere."""
+    me, found = os.getpid(), {}
+    proc = Path("/proc")
+    for entry in proc.iterdir() if proc.is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            if int(parent) != me or state == "Z":
+                continue
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        for item in environ:
+            if item.startswith(b"PREFECT__FLOW_RUN_ID="):
+                found[int(entry.name)] = item.split(b"=", 1)[1].decode()
+    return found
+
+
+async def _until_gone(pids: set[int], seconds: float) -> None:
+    """Until none of ``pids`` is a live flow-run process of serve's, or ``seconds`` passed."""
+    deadline = time.monotonic() + seconds
+    while pids & set(flow_run_processes()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
 
 
 async def cancel_unbegun(
