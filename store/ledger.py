@@ -3,7 +3,12 @@
 Outcomes mirror m3ter's integration run statuses, plus SKIPPED (with its reason) and
 MISSING_ACCOUNT_MAPPING. A row is written STARTED before a bill goes to Xero, so an attempt
 that ends unknown (timeout, dropped connection, killed process) is visible to the next run,
-which looks the invoice up by number before posting again.
+which looks its document up before posting again.
+
+``invoice_number`` is the number on the bill's document: the one Xero answered with once the
+document is made (Xero's own, under the ``XERO_SEQUENCE`` numbering); on a STARTED row, the one
+that attempt sent, None when it sent none. The next run finds an unknown attempt's document by
+that number when it was the bill id, else by the bill id in its Reference (``tasks.sync.unknown``).
 """
 
 from __future__ import annotations
@@ -224,7 +229,12 @@ def _upsert(dialect: str) -> Any:
             "bill_version": ex.bill_version,
             "sent_version": keep(ex.sent_version, t.c.sent_version),
             "document_type": keep(ex.document_type, t.c.document_type),
-            "invoice_number": keep(ex.invoice_number, t.c.invoice_number),
+            # A STARTED row says what that attempt sent, a number or none (Xero numbers it):
+            # the next run looks its document up accordingly. Other fates keep what was known.
+            "invoice_number": case(
+                (ex.outcome == Outcome.STARTED.value, ex.invoice_number),
+                else_=keep(ex.invoice_number, t.c.invoice_number),
+            ),
             # A document of another kind (a bill whose sign changed) is another document:
             # its id replaces the old one's, even before Xero has given it one.
             "xero_id": case((other_kind, ex.xero_id), else_=keep(ex.xero_id, t.c.xero_id)),

@@ -6,6 +6,7 @@ why without a debugger.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +27,25 @@ def xero_state(xero_url: str) -> dict[str, Any]:
 
 
 def tenant_documents(state: dict[str, Any], tenant_id: str) -> tuple[dict[str, Any], int]:
-    """(number -> document, how many documents the tenant really holds) of one tenant."""
+    """(bill id -> document, how many documents the tenant really holds) of one tenant.
+
+    The sandbox lists documents by number; every document the sync makes carries its bill id as
+    its number or its Reference (tasks/mapping/invoice.py), and m3ter's bill ids are UUIDs where
+    its invoice numbers are not: a document is its Reference's bill when that is a UUID."""
     tenant = state["accounting"]["documents"].get(tenant_id, {})
-    docs = {**tenant.get("Invoices", {}), **tenant.get("CreditNotes", {})}
+    listed = {**tenant.get("Invoices", {}), **tenant.get("CreditNotes", {})}
+    docs = {_bill_of(number, doc): doc for number, doc in listed.items()}
     held = int(tenant.get("Invoices_count", 0)) + int(tenant.get("CreditNotes_count", 0))
     return docs, held
+
+
+def _bill_of(number: str, doc: dict[str, Any]) -> str:
+    reference = doc.get("Reference")
+    try:
+        uuid.UUID(str(reference))
+    except ValueError:
+        return number
+    return str(reference)
 
 
 def m3ter_bills(settings: Settings, accounts: set[str] | None = None) -> dict[str, int]:
@@ -79,7 +94,7 @@ def exactly_once(
     docs, held = tenant_documents(state, tenant_id)
     if held != len(docs):
         raise ClusterError(
-            f"{name}: Xero tenant holds {held} documents for {len(docs)} bill numbers: "
+            f"{name}: Xero tenant holds {held} documents for {len(docs)} bills: "
             "some bill was created twice"
         )
     if tenant_shared:

@@ -109,16 +109,17 @@ class AccountingGate:
         tenant_id, app_id = tenant_or_refusal
         admission = self.limiter.admit(tenant_id, app_id)
         headers = dict(admission.headers)
-        if admission.admitted:  # what each admitted call asked for: "PUT Invoices", ...
-            endpoint = request.url.path.removeprefix(API + "/").split("/", 1)[0]
+        # What the call asked for: "PUT Invoices", ...
+        endpoint = f"{request.method} {request.url.path.removeprefix(API + '/').split('/', 1)[0]}"
+        if admission.admitted:
             with self._counting:
-                self.calls_by_endpoint[f"{request.method} {endpoint}"] += 1
-                self.tenant_calls[tenant_id][f"{request.method} {endpoint}"] += 1
+                self.calls_by_endpoint[endpoint] += 1
+                self.tenant_calls[tenant_id][endpoint] += 1
         if not admission.admitted:
             detail = f"Rate limit exceeded: {admission.problem}"
             return _json(wire.problem(429, "Too Many Requests", detail), 429, headers)
         try:
-            fault = self.faults.draw()
+            fault = self.faults.draw(endpoint)
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             if fault.kind == "429":

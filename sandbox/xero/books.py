@@ -180,6 +180,11 @@ class Organisation:
     pays_tax: bool = True
     financial_year_end_day: int = 31
     financial_year_end_month: int = 12
+    # Invoice settings: the prefixes and the next number Xero numbers sales documents with when
+    # none is sent (document_rules.next_number says how).
+    invoice_prefix: str = "INV-"
+    credit_note_prefix: str = "CN-"
+    next_number: str = "0001"
 
     @property
     def lock_date(self) -> date | None:

@@ -42,6 +42,8 @@ def changes(books: Books, payload: dict[str, Any], now: float) -> list[Change]:
         out.append(_setter(target, _status(entry, {"ACTIVE", "ARCHIVED"}), None))
     if "lock_dates" in payload:
         out.append(_lock_dates(books.organisation, payload["lock_dates"]))
+    if "invoice_settings" in payload:
+        out.append(_invoice_settings(books.organisation, payload["invoice_settings"]))
     currencies = payload.get("currencies") or {}
     for code in currencies.get("add") or []:
         name = currency_name(str(code))
@@ -88,6 +90,27 @@ def _lock_dates(org: Organisation, raw: Any) -> Change:
     return change
 
 
+def _invoice_settings(org: Organisation, raw: Any) -> Change:
+    """The prefixes and next number Xero numbers documents with (Invoice Settings > Default
+    Settings: a prefix of up to 10 characters, a number padded with 0s up to 10,
+    https://help.xero.com/uk/Settings_InvoiceNumber)."""
+    fields = {"invoice_prefix", "credit_note_prefix", "next_number"}
+    if not isinstance(raw, dict) or set(raw) - fields:
+        raise ValueError(f"invoice_settings: only {sorted(fields)}")
+    values = {k: str(v) for k, v in raw.items()}
+    if any(len(v) > 10 for v in values.values()):
+        raise ValueError("invoice_settings: at most 10 characters each")
+    number = values.get("next_number")
+    if number is not None and not number.isdigit():
+        raise ValueError("invoice_settings: next_number is digits, e.g. 0001")
+
+    def change() -> None:
+        for key, value in values.items():
+            setattr(org, key, value)
+
+    return change
+
+
 def summary(books: Books) -> dict[str, Any]:
     org = books.organisation
     return {
@@ -98,6 +121,11 @@ def summary(books: Books) -> dict[str, Any]:
             org.end_of_year_lock_date.isoformat() if org.end_of_year_lock_date else None
         ),
         "currencies": list(books.currencies),
+        "invoice_settings": {
+            "invoice_prefix": org.invoice_prefix,
+            "credit_note_prefix": org.credit_note_prefix,
+            "next_number": org.next_number,
+        },
         "archived_accounts": [a.code for a in books.accounts if a.status != "ACTIVE"],
         "contacts": {
             c.contact_id: {"name": c.name, "number": c.contact_number, "status": c.status}

@@ -8,6 +8,7 @@ document whose resulting status is DRAFT: Xero lets a draft lack what an approve
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -84,6 +85,56 @@ LOCKED = "The document date cannot be before the {which} lock date, currently se
 # dated before end of year lock date" (https://help.tradifyhq.com/hc/en-us/articles/
 # 23573535657241); the period lock's by analogy.
 LOCKED_EDIT = "Document cannot be edited as it is currently dated before {which} lock date"
+
+
+# ----- numbers and reference -----------------------------------------------------------------
+# A sales document's number is unique in the organisation: "InvoiceNumber: ACCREC – Unique alpha
+# numeric code identifying invoice (when missing will auto-generate from your Organisation
+# Invoice Settings) (max length = 255)", "ACCPAY – non-unique alpha numeric code" (spec, Invoice;
+# https://developer.xero.com/documentation/api/invoices); "CreditNoteNumber: ACCRECCREDIT –
+# Unique alpha numeric code identifying credit note (when missing will auto-generate ...)" (spec,
+# CreditNote, no length given: the invoice's is used). No organisation setting that turns the
+# check off was found; integrators report the refusal as a plain rule (Chargebee,
+# https://www.chargebee.com/docs/billing/2.0/kb/accounting/xero-sync-error-invoice-number-must-be-
+# unique; Bill.com, https://paymakerhelp.bill.com/hc/en-us/articles/360028269512). The words are
+# Xero's, as clients match them (https://github.com/XeroAPI/Xero-Net/issues/238); the credit
+# note's are worded alike (not found).
+NUMBER_NOT_UNIQUE = "{label} # must be unique."
+MAX_TEXT = 255
+NUMBER_TOO_LONG = "{field} must be at most 255 characters"  # wording not found
+NUMBER_NOT_TEXT = "{field} must be text"  # wording not found
+# "Reference: ACCREC only – additional reference number (max length = 255)" (the Invoices page
+# of Xero's docs, as copied at https://suchimitha.github.io/Xero-API/docs/InvoiceOperations;
+# "the first 255 characters (this is a Xero limitation)", https://kb.stellarise.com/en/knowledge/
+# how-do-i-populate-the-xero-reference-field). The refusal's wording was not found.
+REFERENCE_TOO_LONG = "Reference must be at most 255 characters"
+
+
+def holds_number(status: str) -> bool:
+    """Whether a document in ``status`` keeps its number from others: a deleted one does not,
+    a voided one does ("You can reuse numbers used on deleted invoices, credit notes, quotes and
+    purchase orders ... You can't reuse numbers used on voided invoices", Xero Central,
+    https://help.xero.com/uk/Settings_InvoiceNumber). That a document may then be created with
+    a deleted one's number through the API is inferred from it."""
+    return status != "DELETED"
+
+
+def next_number(organisation: Organisation, credit: bool, taken: Callable[[str], bool]) -> str:
+    """The number Xero gives a sales document sent without one, from the organisation's invoice
+    settings, and the settings moved on. "Xero's numbering sequence has a fixed prefix: INV- for
+    invoices, CN- for credit notes ... and an increasing number portion starting at 0001";
+    "Invoices and credit notes use the same sequence. The prefix swaps between INV- and CN-
+    depending whether it's an invoice or credit note, eg INV-0002, CN-0003, INV-0004"; the next
+    number is shown "taking into account any invoices, credit notes ... generated", so one taken
+    is passed over; the number may be padded with 0s (https://help.xero.com/uk/
+    Settings_InvoiceNumber). A number sent by a client does not move the sequence ("INV-0001A
+    ... INV-0001 will still be the next number", same page)."""
+    prefix = organisation.credit_note_prefix if credit else organisation.invoice_prefix
+    while True:
+        digits = organisation.next_number
+        organisation.next_number = str(int(digits) + 1).zfill(len(digits))
+        if not taken(prefix + digits):
+            return prefix + digits
 
 
 # ----- status --------------------------------------------------------------------------------

@@ -26,17 +26,16 @@ class DocKind:
     number_field: str
     label: str
     types: frozenset[str]
-    unique_types: frozenset[str]
-    number_prefix: str
+    unique_types: frozenset[str]  # the types whose numbers are unique (and Xero's to give)
 
 
 INVOICES = DocKind(
     "Invoices", "InvoiceID", "InvoiceNumber", "Invoice",
-    frozenset({"ACCREC", "ACCPAY"}), frozenset({"ACCREC"}), "INV-",
+    frozenset({"ACCREC", "ACCPAY"}), frozenset({"ACCREC"}),
 )  # fmt: skip
 CREDIT_NOTES = DocKind(
     "CreditNotes", "CreditNoteID", "CreditNoteNumber", "Credit Note",
-    frozenset({"ACCRECCREDIT", "ACCPAYCREDIT"}), frozenset({"ACCRECCREDIT"}), "CN-",
+    frozenset({"ACCRECCREDIT", "ACCPAYCREDIT"}), frozenset({"ACCRECCREDIT"}),
 )  # fmt: skip
 KINDS = {kind.collection: kind for kind in (INVOICES, CREDIT_NOTES)}
 

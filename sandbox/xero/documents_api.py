@@ -119,8 +119,15 @@ def _normal_id(raw: str) -> str:
 
 
 def _where(expression: str, kind: DocKind, filters: dict[str, set[str]]) -> None:
-    """The slice of Xero's ``where`` language the client uses: ``Field=="v"`` joined by OR."""
-    fields = {kind.number_field: "numbers", kind.id_field: "ids", "Status": "statuses"}
+    """The slice of Xero's ``where`` language the client uses: ``Field=="v"`` joined by OR, on
+    the number, the id, the status or the Reference (the spec's ``where``: "Filter by an any
+    element"; Reference is one of the filters Xero optimises for invoices)."""
+    fields = {
+        kind.number_field: "numbers",
+        kind.id_field: "ids",
+        "Status": "statuses",
+        "Reference": "references",
+    }
     for clause in re.split(r"\s+OR\s+", expression):
         match = _CLAUSE.match(clause)
         if not match or match.group(1) not in fields:

@@ -5,6 +5,8 @@ Set by ``POST /_sandbox/faults`` either as rates (``rate_429``, ``rate_500``, ``
 as a deterministic queue ``{"next": ["429", "500", "drop_after_store", "ok", ...]}`` consumed one
 call at a time before the rates apply. ``drop_after_store`` lets the call do its work, then drops
 the connection without an answer, the way a load balancer timeout looks to a client.
+``endpoints`` (e.g. ``["PUT Invoices"]``) limits the faults to calls of those endpoints; the
+others neither draw nor consume the queue, so a test can aim at the documents' writes alone.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class FaultPlan:
             self.slow_rate = 0.0
             self.slow_seconds = 0.0
             self.queue: deque[str] = deque()
+            self.endpoints: frozenset[str] = frozenset()  # empty: every endpoint
             self._random = random.Random()
             self.injected: dict[str, int] = defaultdict(int)
 
@@ -47,7 +50,7 @@ class FaultPlan:
         """Replace the settings with ``spec`` (validated first; ValueError names the culprit)."""
         if not isinstance(spec, dict):
             raise ValueError("faults must be an object")
-        known = {*RATES, "slow_rate", "slow_seconds", "seed", "next"}
+        known = {*RATES, "slow_rate", "slow_seconds", "seed", "next", "endpoints"}
         unknown = set(spec) - known
         if unknown:
             raise ValueError(f"unknown fault settings: {sorted(unknown)}")
@@ -61,6 +64,9 @@ class FaultPlan:
         queue = spec.get("next", [])
         if not isinstance(queue, list) or any(str(k) not in KINDS for k in queue):
             raise ValueError(f"next must be a list drawn from {list(KINDS)}")
+        endpoints = spec.get("endpoints", [])
+        if not isinstance(endpoints, list) or not all(isinstance(e, str) for e in endpoints):
+            raise ValueError('endpoints must be a list like ["PUT Invoices"]')
         seed = spec.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError("seed must be an integer")
@@ -69,11 +75,15 @@ class FaultPlan:
             self.slow_rate = float(spec.get("slow_rate", 0))
             self.slow_seconds = float(slow)
             self.queue = deque(str(k) for k in queue)
+            self.endpoints = frozenset(endpoints)
             self._random = random.Random(seed)
 
-    def draw(self) -> Fault:
-        """The fault for the next call (queue first, then the rates)."""
+    def draw(self, endpoint: str = "") -> Fault:
+        """The fault for the next call to ``endpoint`` ("PUT Invoices"; queue first, then the
+        rates); none for an endpoint the faults are not aimed at."""
         with self._lock:
+            if self.endpoints and endpoint not in self.endpoints:
+                return Fault()
             if self.queue:
                 kind = self.queue.popleft()
                 if kind == "slow":
@@ -102,5 +112,6 @@ class FaultPlan:
                 "slow_rate": self.slow_rate,
                 "slow_seconds": self.slow_seconds,
                 "queued": list(self.queue),
+                "endpoints": sorted(self.endpoints),
                 "injected": dict(self.injected),
             }

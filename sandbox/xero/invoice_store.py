@@ -4,10 +4,15 @@ One store serves both collections: a ``DocKind`` names the fields that differ. M
 throughout. The line rules (accounts, tax, items, tracking) live in ``document_rules`` and
 ``tax``, the line shapes in ``lines``; this module keeps the documents and their life cycle:
 
-- ``InvoiceNumber`` unique per tenant for ACCREC (``CreditNoteNumber`` for ACCRECCREDIT);
-  missing numbers are generated (``INV-0001`` / ``CN-0001``).
+- ``InvoiceNumber`` unique per tenant for ACCREC (``CreditNoteNumber`` for ACCRECCREDIT), a
+  deleted document's number free again; a missing number is given from the organisation's
+  invoice settings (``INV-0001``, ``CN-0002``: one sequence); an update may change the number
+  (xeroizer saves a document, then saves it again with its number,
+  https://github.com/waynerobinson/xeroizer/issues/125) and keeps it when it sends none.
+  ``document_rules`` has the rules and their sources.
 - POST updates an element that carries the id, or (like Xero) whose number matches an existing
-  sales document; PUT only creates.
+  sales document ("Using POST ... will override the document but succeed",
+  https://github.com/freakboy3742/pyxero/issues/328); PUT only creates.
 - DRAFT and SUBMITTED are editable; so is AUTHORISED while nothing is paid on it, the lines
   sent replacing the old ones ("An invoice is updatable while its status is DRAFT, SUBMITTED
   or AUTHORISED and nothing is applied to it", https://github.com/XeroAPI/xero-mcp-server/
@@ -33,13 +38,20 @@ from sandbox.xero.document_rules import (
     FINAL,
     HAS_PAYMENT,
     LINE_AMOUNT_TYPES,
+    MAX_TEXT,
     NOT_CREATABLE,
     NOT_EDITABLE,
+    NUMBER_NOT_TEXT,
+    NUMBER_NOT_UNIQUE,
+    NUMBER_TOO_LONG,
+    REFERENCE_TOO_LONG,
     TRANSITIONS,
     ContactIndex,
     ContactRef,
     currency,
+    holds_number,
     lock_refusal,
+    next_number,
     resolve_contact,
     resolve_line,
 )
@@ -97,8 +109,10 @@ class InvoiceStore:
         ids: set[str] | None = None,
         numbers: set[str] | None = None,
         statuses: set[str] | None = None,
+        references: set[str] | None = None,
     ) -> list[Document]:
-        """Documents of a tenant in creation order, filtered by any of ids/numbers/statuses."""
+        """Documents of a tenant in creation order, filtered by any of ids, numbers, statuses
+        and references."""
         with self.lock:
             candidates: list[str] = self._by_tenant.get((tenant_id, kind.collection), [])
             if numbers is not None:
@@ -121,6 +135,8 @@ class InvoiceStore:
                     continue
                 if statuses is not None and doc.status not in statuses:
                     continue
+                if references is not None and doc.reference not in references:
+                    continue
                 found.append(doc)
             return found
 
@@ -128,6 +144,13 @@ class InvoiceStore:
         """The sales document (ACCREC / ACCRECCREDIT) with this number."""
         for doc in self.find(tenant_id, kind, numbers={number}):
             if doc.type in kind.unique_types:
+                return doc
+        return None
+
+    def holder(self, tenant_id: str, kind: DocKind, number: str) -> Document | None:
+        """The sales document that keeps ``number`` from others (a deleted one keeps none)."""
+        for doc in self.find(tenant_id, kind, numbers={number}):
+            if doc.type in kind.unique_types and holds_number(doc.status):
                 return doc
         return None
 
@@ -210,7 +233,7 @@ class InvoiceStore:
             return doc
         number = raw.get(kind.number_field)
         if allow_update and isinstance(number, str) and number:
-            return self.by_number(tenant_id, kind, number)
+            return self.holder(tenant_id, kind, number)
         return None
 
     def _check_editable(self, doc: Document, raw: dict[str, Any], books: Books) -> None:
@@ -287,6 +310,8 @@ class InvoiceStore:
             existing.currency_rate if existing else None,
         )
         reference = field_value("Reference", str, existing.reference if existing else None)
+        if reference is not None and len(reference) > MAX_TEXT:
+            errors.append(REFERENCE_TOO_LONG)
         old = existing.lines if existing else []
         lines = lines_from(raw, old, Decimal("0.0001") if unitdp == 4 else CENT, errors)
         for line in lines:
@@ -296,11 +321,11 @@ class InvoiceStore:
             line.tax_amount = line_tax(line.line_amount, line.tax_rate, lat, line.tax_override)
         number = raw.get(kind.number_field)
         if number is not None and not isinstance(number, str):
-            errors.append(f"{kind.number_field} must be text")
+            errors.append(NUMBER_NOT_TEXT.format(field=kind.number_field))
             number = None
-        number = number or (existing.number if existing else None)
-        if number is not None and len(number) > 255:
-            errors.append(f"{kind.number_field} must be at most 255 characters")
+        number = number or (existing.number if existing else None)  # none sent: kept
+        if number is not None and len(number) > MAX_TEXT:
+            errors.append(NUMBER_TOO_LONG.format(field=kind.number_field))
         if status == "AUTHORISED" and isinstance(doc_date, date):
             locked = lock_refusal(books.organisation, doc_date)
             if locked is not None:
@@ -332,11 +357,15 @@ class InvoiceStore:
             errors.append(f"The {label} total cannot be negative")
         if doc.type in kind.unique_types and not errors:
             if number is None:
-                doc.number = self._next_number(tenant_id, kind)
+                doc.number = next_number(
+                    books.organisation,
+                    kind is CREDIT_NOTES,
+                    lambda n: self.holder(tenant_id, kind, n) is not None,
+                )
             else:
-                other = self.by_number(tenant_id, kind, number)
+                other = self.holder(tenant_id, kind, number)
                 if other is not None and other.id != doc.id:
-                    errors.append(f"{label} # must be unique.")
+                    errors.append(NUMBER_NOT_UNIQUE.format(label=label))
         return doc, contact, errors, warnings
 
     def _contact_index(self, tenant_id: str, books: Books) -> ContactIndex:
@@ -344,13 +373,6 @@ class InvoiceStore:
         if index is None or index.books is not books:  # new, or the books were reset
             index = self._contacts[tenant_id] = ContactIndex(books)
         return index
-
-    def _next_number(self, tenant_id: str, kind: DocKind) -> str:
-        taken = {doc.number for doc in self.find(tenant_id, kind)}
-        n = len(taken) + 1
-        while f"{kind.number_prefix}{n:04d}" in taken:
-            n += 1
-        return f"{kind.number_prefix}{n:04d}"
 
     # ----- payments ------------------------------------------------------------------------
     def record_payment(self, doc: Document, amount: Decimal, day: date, summary: dict) -> None:
@@ -376,7 +398,8 @@ class InvoiceStore:
             return doc
 
     def snapshot(self) -> dict[str, Any]:
-        """Per tenant: counts and number -> {id, status, totals, version}, JSON-safe."""
+        """Per tenant: counts and number -> {id, status, totals, version, reference if any},
+        JSON-safe."""
         with self.lock:
             tenants: dict[str, Any] = {}
             for (tenant_id, collection), ids in self._by_tenant.items():
@@ -384,14 +407,22 @@ class InvoiceStore:
                 entry = tenants.setdefault(tenant_id, {})
                 entry[f"{collection}_count"] = len(ids)
                 entry[collection] = {
-                    (doc.number or doc.id): {
-                        kind.id_field: doc.id,
-                        "Status": doc.status,
-                        "SubTotal": str(doc.sub_total),
-                        "TotalTax": str(doc.total_tax),
-                        "Total": str(doc.total),
-                        "Version": doc.version,
-                    }
+                    (doc.number or doc.id): _summary(kind, doc)
                     for doc in (self._docs[i] for i in ids)
                 }
             return {"documents": tenants}
+
+
+def _summary(kind: DocKind, doc: Document) -> dict[str, Any]:
+    """One document as ``snapshot`` shows it."""
+    out: dict[str, Any] = {
+        kind.id_field: doc.id,
+        "Status": doc.status,
+        "SubTotal": str(doc.sub_total),
+        "TotalTax": str(doc.total_tax),
+        "Total": str(doc.total),
+        "Version": doc.version,
+    }
+    if doc.reference:
+        out["Reference"] = doc.reference
+    return out

@@ -11,6 +11,7 @@ from tasks.mapping.external import XeroMappings, find_mapping, find_mappings, pr
 from tasks.mapping.invoice import (
     MappingResult,
     Outcome,
+    document_number,
     find_contact_mapping,
     map_bill,
     xero_contact,
@@ -27,6 +28,7 @@ __all__ = [
     "account_allowed",
     "bill_wanted",
     "build_line_items",
+    "document_number",
     "document_total",
     "find_contact_mapping",
     "find_mapping",

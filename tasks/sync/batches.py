@@ -1,7 +1,18 @@
 """Post documents to Xero in batches, and record what Xero said of each.
 
 Each batch is STARTED in the ledger (with its Idempotency-Key) before its call. A create that
-Xero refuses because the number exists (an earlier run made it) is looked up and updated.
+Xero refuses because the number exists is looked up: the bill's own document (an earlier run
+made it) is updated; another one holding the number (keyed in by hand, another system's) is
+left alone and the bill fails, saying so.
+
+Xero's answer is matched to the bills by what each element carries, not by its place: Xero
+does not promise to answer in the order sent (results came back in date order after one change,
+https://github.com/XeroAPI/Xero-NetStandard/issues/532; the order is undocumented and Xero's
+SDK team referred the question to Xero support, https://github.com/XeroAPI/Xero-NetStandard/
+issues/586). Every document carries its bill id as its number or its Reference, and Xero echoes
+both, refusals included (https://github.com/XeroAPI/Xero-Java/issues/171 shows a refused
+element with its Reference), so an element is the bill's whose number or Reference is the bill
+id, or whose number is the one sent; a batch of one takes its one answer.
 """
 
 from __future__ import annotations
@@ -17,7 +28,7 @@ from tasks.sync.fates import refused_outcome
 from tasks.sync.kinds import KINDS
 from tasks.sync.plan import Send, idempotency_key
 from tasks.sync.run import PostRun
-from tasks.sync.unknown import lookup
+from tasks.sync.unknown import live, owns
 from tasks.xero.invoices import InvoiceResult
 
 DUPLICATE_MARKER = "must be unique"
@@ -73,21 +84,45 @@ def post_batch(run: PostRun, batch: list[Send], update: bool) -> None:
         _update_duplicates(run, duplicates, update)
 
 
+def match_results(
+    batch: Sequence[Send], results: Sequence[InvoiceResult]
+) -> dict[str, InvoiceResult]:
+    """Xero's verdict on each bill of ``batch`` it answered for, by bill id (module docstring)."""
+    by_value: dict[str, InvoiceResult] = {}
+    for result in results:
+        for value in (result.invoice_number, result.reference):
+            if value:
+                by_value.setdefault(value, result)
+    matched: dict[str, InvoiceResult] = {}
+    for send in batch:
+        result = by_value.get(send.bill_id) or (by_value.get(send.number) if send.number else None)
+        if result is None and len(batch) == len(results) == 1:
+            result = results[0]
+        if result is not None:
+            matched[send.bill_id] = result
+    return matched
+
+
 def _record_results(
     run: PostRun, batch: list[Send], results: list[InvoiceResult], update: bool, label: str
 ) -> list[Send]:
     """Report each bill's fate, held for the next ledger write; returns the bills whose create
     Xero refused because the number exists."""
-    by_number = {r.invoice_number: r for r in results if r.invoice_number}
+    matched = match_results(batch, results)
     fates: list[Fate] = []
     duplicates: list[Send] = []
-    for index, send in enumerate(batch):
-        result = by_number.get(send.number) or (results[index] if index < len(results) else None)
+    for send in batch:
+        result = matched.get(send.bill_id)
         if result is None:
             fate = run.fate(send, Outcome.ERROR, reason="Xero's answer omitted this bill")
         elif result.ok:
-            fate = run.fate(send, Outcome.COMPLETE, xero_id=result.invoice_id)
-        elif not update and any(DUPLICATE_MARKER in m for m in result.errors):
+            fate = run.fate(
+                send,
+                Outcome.COMPLETE,
+                xero_id=result.invoice_id,
+                invoice_number=result.invoice_number,
+            )
+        elif not update and send.number and any(DUPLICATE_MARKER in m for m in result.errors):
             duplicates.append(send)
             continue
         else:
@@ -107,17 +142,40 @@ def _record_results(
 
 
 def _update_duplicates(run: PostRun, duplicates: list[Send], update: bool) -> None:
-    """Look up the documents whose numbers Xero says exist, and update them in place."""
-    found = lookup(run, duplicates)
-    retry = [
-        replace(s, xero_id=KINDS[s.kind].doc_id(found[s.number]))
-        for s in duplicates
-        if s.number in found
-    ]
-    missing = [s for s in duplicates if s.number not in found]
-    if missing:
-        reason = "Xero says the number exists but it cannot be found"
-        run.fail(missing, Outcome.ERROR, reason, update=update)
+    """Look up the documents whose numbers Xero says exist: update the bill's own in place;
+    one that is not the bill's, or no longer counts, stops the bill with the reason."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}  # (kind, number) -> document
+    for kind in KINDS.values():
+        numbers = [str(s.number) for s in duplicates if s.kind == kind.name]
+        if numbers:
+            find = kind.calls(run.client).find_by_number
+            label = f"look up {kind.name}s by number"
+            docs = run.call(lambda f=find, n=numbers: f(n), label)
+            found.update({(kind.name, number): doc for number, doc in docs.items()})
+    retry: list[Send] = []
+    stopped: dict[str, list[Send]] = {}
+    for send in duplicates:
+        doc = found.get((send.kind, str(send.number)))
+        kind = KINDS[send.kind]
+        if doc is None:
+            why = "Xero says the number exists but it cannot be found"
+        elif not owns(send, doc):
+            why = (
+                f"Xero already has {kind.noun} {send.number}, not this bill's (neither its number "
+                f"nor its Reference is the bill id {send.bill_id}); rename that {kind.noun} in "
+                "Xero, or choose another invoice numbering for the integration"
+            )
+        elif not live(doc):
+            why = (
+                f"this bill's {kind.noun} {send.number} is {doc.get('Status')} in Xero and "
+                "keeps its number"
+            )
+        else:
+            retry.append(replace(send, xero_id=kind.doc_id(doc)))
+            continue
+        stopped.setdefault(why, []).append(send)
+    for why, sends in stopped.items():
+        run.fail(sends, Outcome.ERROR, why, update=update)
     for batch in run.chunks(retry):
         post_batch(run, batch, True)
 

@@ -55,14 +55,17 @@ class PostReport:
 
 
 def fate_for(send: Send, tenant_id: str, outcome: Outcome, **extra: Any) -> Fate:
-    """The ledger's record of ``send`` ending in ``outcome``."""
+    """The ledger's record of ``send`` ending in ``outcome``. Its number is the one Xero gave
+    (``invoice_number=``, once Xero has answered: under ``XERO_SEQUENCE`` only Xero knows it),
+    else the one sent; a STARTED row's says how the next run finds the document
+    (``tasks.sync.unknown``)."""
     return Fate(
         bill_id=send.bill_id,
         bill_version=send.bill_version,
         outcome=outcome,
         account_id=send.account_id,
         document_type=send.kind,
-        invoice_number=send.number,
+        invoice_number=extra.pop("invoice_number", None) or send.number,
         xero_id=extra.pop("xero_id", None) or send.xero_id,
         tenant_id=tenant_id,
         **extra,

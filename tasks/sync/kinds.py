@@ -18,6 +18,7 @@ class KindCalls(NamedTuple):
 
     post: Callable[..., list[InvoiceResult]]  # (documents, *, idempotency_key, update)
     find_by_number: Callable[[list[str]], dict[str, dict[str, Any]]]
+    find_by_reference: Callable[[list[str]], dict[str, dict[str, Any]]]
     get: Callable[[str], dict[str, Any]]
 
 
@@ -46,6 +47,10 @@ class DocumentKind:
         """The id of a document of this kind as Xero returned it."""
         return doc.get(self.id_field)
 
+    def doc_number(self, doc: dict[str, Any]) -> str | None:
+        """The number of a document of this kind as Xero returned it (None: it has none)."""
+        return doc.get(self.number_field) or None
+
 
 INVOICE = DocumentKind(
     "invoice",
@@ -53,7 +58,10 @@ INVOICE = DocumentKind(
     INVOICES.id_field,
     INVOICES.number_field,
     lambda client: KindCalls(
-        client.post_invoices, client.find_invoices_by_number, client.get_invoice
+        client.post_invoices,
+        client.find_invoices_by_number,
+        client.find_invoices_by_reference,
+        client.get_invoice,
     ),
     "invoice",
     "invoices",
@@ -64,7 +72,10 @@ CREDIT_NOTE = DocumentKind(
     CREDIT_NOTES.id_field,
     CREDIT_NOTES.number_field,
     lambda client: KindCalls(
-        client.post_credit_notes, client.find_credit_notes_by_number, client.get_credit_note
+        client.post_credit_notes,
+        client.find_credit_notes_by_number,
+        client.find_credit_notes_by_reference,
+        client.get_credit_note,
     ),
     "credit note",
     "credit notes",

@@ -42,17 +42,25 @@ class Send:
     document: dict[str, Any]
     total: Any = None
     xero_id: str | None = None  # set: update this document in place
-    lookup_first: bool = False  # an earlier attempt ended unknown: find it by number first
+    lookup_first: bool = False  # an earlier attempt ended unknown: find its document first
     started_version: int | None = None  # the version that earlier attempt carried
+    started_number: str | None = None  # the number it sent (None: none, Xero numbered it)
     withdraw_id: str | None = None  # the bill's document of the other kind: withdrawn first
     bill_date: str | None = None  # for the failures report
     contact: dict[str, Any] | None = None  # set: upsert this Xero contact first (contacts.py)
     attempts: int = 0  # earlier attempts at this bill (the ledger's): part of the batch's key
 
     @property
-    def number(self) -> str:
-        """The document's number in Xero (the bill's, as mapped)."""
-        return str(self.document[NUMBER_FIELD[self.kind]])
+    def number(self) -> str | None:
+        """The number the document is sent with (None: Xero numbers it, ``XERO_SEQUENCE``)."""
+        value = self.document.get(NUMBER_FIELD[self.kind])
+        return str(value) if value else None
+
+    @property
+    def reference(self) -> str | None:
+        """The document's ``Reference`` (the bill id, unless it is numbered with the bill id)."""
+        value = self.document.get("Reference")
+        return str(value) if value else None
 
     def failure(self, outcome: Outcome, reason: str = "") -> BillFailure:
         """This bill, not sent for ``reason``: as the failures report names it."""
@@ -176,6 +184,7 @@ def plan_page(
                 xero_id=entry.xero_id if same_kind and entry else None,
                 lookup_first=bool(entry and not entry.xero_id and entry.attempts > 0),
                 started_version=entry.bill_version if entry else None,
+                started_number=entry.invoice_number if entry else None,
                 attempts=entry.attempts if entry else 0,
                 withdraw_id=entry.xero_id if other_kind and entry else None,
                 bill_date=_date(bill),
@@ -265,7 +274,8 @@ def idempotency_key(integration_id: str, sends: Sequence[Send], operation: str) 
     run's attempt at a bill (its ledger counts one more attempt) has a key of its own: Xero
     replays refusals too, and a bill refused before (an archived contact, a closed period) must
     reach Xero again once a person has fixed it there. An attempt that ended unknown is looked up
-    by number before it is sent again (``tasks.sync.unknown``), so no key needs to outlive a run.
+    (by the bill id, as its number or Reference) before it is sent again (``tasks.sync.unknown``),
+    so no key needs to outlive a run.
     """
     parts = sorted(f"{s.bill_id}:{s.bill_version}:{s.attempts}" for s in sends)
     digest = hashlib.sha256("|".join([operation, *parts]).encode()).hexdigest()[:40]

@@ -3,8 +3,9 @@
 For each batch the ledger first says STARTED (with the Idempotency-Key), then the call goes out
 inside the tenant's shared limits, retried on transient errors (Retry-After honoured, each
 attempt logged). A retry of the same batch carries the same key, so Xero replays its first
-answer. A bill whose earlier attempt ended unknown is looked up by number before it is posted
-again; a create that Xero refuses because the number exists is looked up and updated instead.
+answer. A bill whose earlier attempt ended unknown is looked up (by the bill id, as its number
+or its Reference) before it is posted again; a create that Xero refuses because the number
+exists is looked up and, when the document is the bill's own, updated instead.
 A bill whose sign changed has its old document (the other kind) deleted or voided first, so
 that Xero never holds both an invoice and a credit note for it.
 
@@ -45,7 +46,7 @@ class TenantPoster:
     A batch's outcomes are written with the next batch's STARTED rows, in one transaction (or at
     the end, or with whatever else is recorded first): one ledger write per call instead of two.
     A process that dies before that write leaves the bills STARTED with their idempotency key,
-    as a death between the call and its own write would: the next run looks them up by number.
+    as a death between the call and its own write would: the next run looks them up.
     """
 
     def __init__(

@@ -24,6 +24,9 @@ from tasks.xero import money_json
 MAX_BATCH = 50
 MAX_KEY_LENGTH = 128
 LOOKUP_CHUNK = 25
+# Documents that no longer count (deleted drafts, voided approved ones): a lookup that finds one
+# of these and a live one with the same number or reference prefers the live one.
+WITHDRAWN = frozenset({"DELETED", "VOIDED"})
 # Xero's words for a document that exists but may not change (sandbox/xero/document_rules.py
 # cites each): a status that refuses edits, a payment or credit allocated, a locked period.
 NOT_EDITABLE_MARKERS = (
@@ -61,6 +64,12 @@ class InvoiceResult:
     def ok(self) -> bool:
         """Whether Xero took the document."""
         return not self.errors
+
+    @property
+    def reference(self) -> str | None:
+        """The document's ``Reference`` as Xero answered it (refusals echo it too)."""
+        value = self.document.get("Reference")
+        return value if isinstance(value, str) and value else None
 
     @property
     def not_editable_reason(self) -> str | None:
@@ -168,6 +177,12 @@ class XeroAccountingClient:
         """Existing invoices by InvoiceNumber (absent numbers are simply missing)."""
         return self._find_by_number(INVOICES, numbers)
 
+    def find_invoices_by_reference(self, references: list[str]) -> dict[str, dict[str, Any]]:
+        """Existing invoices by Reference (``where=Reference=="..."``; Reference is one of the
+        filters Xero optimises for invoices, as listed at https://cdn.cdata.com/help/DXK/rcmd/
+        pg_accountingtable-invoices.htm); absent references are simply missing."""
+        return self._find_by(INVOICES, "Reference", references)
+
     def get_invoice(self, invoice_id: str) -> dict[str, Any]:
         """One invoice; ``NotFound`` when Xero has none with that id."""
         return self._get(INVOICES, invoice_id)
@@ -188,6 +203,10 @@ class XeroAccountingClient:
     def find_credit_notes_by_number(self, numbers: list[str]) -> dict[str, dict[str, Any]]:
         """The credit notes with these numbers, by number."""
         return self._find_by_number(CREDIT_NOTES, numbers)
+
+    def find_credit_notes_by_reference(self, references: list[str]) -> dict[str, dict[str, Any]]:
+        """The credit notes with these References, by Reference."""
+        return self._find_by(CREDIT_NOTES, "Reference", references)
 
     def get_credit_note(self, credit_note_id: str) -> dict[str, Any]:
         """One credit note by id."""
@@ -258,20 +277,31 @@ class XeroAccountingClient:
         return result
 
     def _find_by_number(self, coll: _Collection, numbers: list[str]) -> dict[str, dict[str, Any]]:
-        wanted = list(dict.fromkeys(n for n in numbers if n))
+        return self._find_by(coll, coll.number_field, numbers)
+
+    def _find_by(
+        self, coll: _Collection, field_name: str, values: list[str]
+    ) -> dict[str, dict[str, Any]]:
+        """The documents whose ``field_name`` is one of ``values``, by that value; where several
+        share one (a withdrawn document and its successor), the live one."""
+        wanted = list(dict.fromkeys(v for v in values if v))
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(wanted), LOOKUP_CHUNK):
             chunk = wanted[start : start + LOOKUP_CHUNK]
-            if coll.by_numbers_param and not any("," in n for n in chunk):
-                params = {coll.by_numbers_param: ",".join(chunk), "unitdp": "4"}
+            by_numbers = field_name == coll.number_field and coll.by_numbers_param
+            if by_numbers and not any("," in n for n in chunk):
+                params = {str(coll.by_numbers_param): ",".join(chunk), "unitdp": "4"}
             else:
-                clauses = [f"{coll.number_field}=={_where_quote(n)}" for n in chunk]
+                clauses = [f"{field_name}=={_where_quote(n)}" for n in chunk]
                 params = {"where": " OR ".join(clauses), "unitdp": "4"}
             body = self._call("GET", f"/{coll.name}", params=params)
             for doc in body.get(coll.name) or []:
-                number = doc.get(coll.number_field)
-                if number in chunk:
-                    found[number] = doc
+                value = doc.get(field_name)
+                if value not in chunk:
+                    continue
+                held = found.get(value)
+                if held is None or (not _live(held) and _live(doc)):
+                    found[value] = doc
         return found
 
     def _get(self, coll: _Collection, doc_id: str) -> dict[str, Any]:
@@ -325,6 +355,11 @@ class XeroAccountingClient:
         if answer is None:
             raise TransientError(f"{what}: Xero answered {response.status_code} unreadably")
         return answer
+
+
+def _live(doc: dict[str, Any]) -> bool:
+    """Whether a document Xero holds still counts (not deleted, not voided)."""
+    return doc.get("Status") not in WITHDRAWN
 
 
 def _body(response: httpx.Response) -> dict[str, Any] | None:

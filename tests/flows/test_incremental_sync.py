@@ -13,6 +13,7 @@ from flows.sync import sync_bills
 from store.factory import database, integration_store
 from store.ledger import Ledger, Outcome
 from store.watermarks import Watermarks
+from tests.flows.documents import by_bill
 
 
 def ledger_of(integration_id: str) -> dict[str, Any]:
@@ -36,7 +37,7 @@ def xero_calls(xero_server) -> int:
 def xero_docs(xero_server, tenant_id: str) -> dict[str, dict[str, Any]]:
     state = httpx.get(f"{xero_server.url}/_sandbox/state").json()["accounting"]
     tenant = state["documents"].get(tenant_id, {})
-    return {**tenant.get("Invoices", {}), **tenant.get("CreditNotes", {})}
+    return by_bill({**tenant.get("Invoices", {}), **tenant.get("CreditNotes", {})})
 
 
 def complete(integration_id: str) -> set[str]:

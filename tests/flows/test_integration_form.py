@@ -73,6 +73,10 @@ def test_closed_sets_are_dropdowns(schema):
     assert props["split_usage_line_items"]["default"] == "ITEM_PER_USAGE_BAND"
     assert props["sort_line_items_by"]["enum"] == ["NONE", "SUBTOTAL", "AGGREGATION_ID"]
     assert props["invoice_status"]["enum"] == ["DRAFT", "SUBMITTED", "AUTHORISED"]
+    numbering = props["invoice_numbering"]
+    assert numbering["enum"] == ["M3TER_INVOICE_NUMBER", "XERO_SEQUENCE", "BILL_ID"]
+    assert numbering["default"] == "M3TER_INVOICE_NUMBER"
+    assert numbering["title"] == "Invoice number"
     line_types = props["excluded_line_item_types"]
     assert line_types["type"] == "array"
     assert resolve(schema, line_types["items"])["enum"] == list(LINE_ITEM_TYPES)

@@ -15,12 +15,13 @@ from store.factory import database, integration_store
 from store.ledger import Ledger, Outcome
 from tasks.xero.credentials import token_provider
 from tasks.xero.invoices import XeroAccountingClient
+from tests.flows.documents import by_bill
 
 
 def xero_docs(xero_server, tenant_id: str) -> dict[str, dict[str, Any]]:
     state = httpx.get(f"{xero_server.url}/_sandbox/state").json()["accounting"]
     tenant = state["documents"].get(tenant_id, {})
-    return {**tenant.get("Invoices", {}), **tenant.get("CreditNotes", {})}
+    return by_bill({**tenant.get("Invoices", {}), **tenant.get("CreditNotes", {})})
 
 
 def ledger_of(integration_id: str) -> dict[str, Any]:
@@ -175,8 +176,8 @@ def test_paid_invoice_refuses_the_update(sync_env, connect, xero_server, m3ter_s
 
 
 def tenant_docs(xero_server, tenant_id: str, collection: str) -> dict[str, dict[str, Any]]:
-    """One collection ("Invoices", "CreditNotes") of a tenant: a bill may be in both."""
-    return xero_state(xero_server)["documents"].get(tenant_id, {}).get(collection, {})
+    """One collection ("Invoices", "CreditNotes") of a tenant by bill id: a bill may be in both."""
+    return by_bill(xero_state(xero_server)["documents"].get(tenant_id, {}).get(collection, {}))
 
 
 def as_credit(bill: dict[str, Any]) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from store.factory import database, integration_store
 from store.ledger import Ledger, Outcome
 from tasks.xero.credentials import token_provider
 from tasks.xero.invoices import XeroAccountingClient
+from tests.flows.documents import by_bill
 
 UK = "Demo Company (UK)"
 CENT = Decimal("0.01")
@@ -48,9 +49,9 @@ def xero_state(xero_server) -> dict[str, Any]:
 
 
 def xero_docs(xero_server, tenant_id: str) -> dict[str, dict[str, Any]]:
-    """The tenant's invoices and credit notes by number (the bill id)."""
+    """The tenant's invoices and credit notes by bill id (``tests.flows.documents``)."""
     tenant = xero_state(xero_server)["accounting"]["documents"].get(tenant_id, {})
-    return {**tenant.get("Invoices", {}), **tenant.get("CreditNotes", {})}
+    return by_bill({**tenant.get("Invoices", {}), **tenant.get("CreditNotes", {})})
 
 
 def calls(xero_server) -> Counter[str]:

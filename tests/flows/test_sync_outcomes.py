@@ -30,6 +30,7 @@ from config.settings import get_settings
 from flows.sync import rerun_failed_syncs, sync_bills
 from store.factory import database
 from store.ledger import Ledger, Outcome
+from tests.flows.documents import by_bill
 
 
 def ledger_of(integration_id: str) -> dict[str, Any]:
@@ -39,7 +40,7 @@ def ledger_of(integration_id: str) -> dict[str, Any]:
 def xero_docs(xero_server, tenant_id: str) -> dict[str, dict[str, Any]]:
     state = httpx.get(f"{xero_server.url}/_sandbox/state").json()["accounting"]
     tenant = state["documents"].get(tenant_id, {})
-    return {**tenant.get("Invoices", {}), **tenant.get("CreditNotes", {})}
+    return by_bill({**tenant.get("Invoices", {}), **tenant.get("CreditNotes", {})})
 
 
 def unmapped_accounts(m3ter_sandbox) -> list[dict[str, Any]]:

@@ -143,8 +143,8 @@ def test_invoice_per_band_with_every_field() -> None:
     assert doc["Contact"] == {"ContactNumber": "acc-1", "Name": "Acme Ltd"}
     assert (doc["Date"], doc["DueDate"]) == ("2024-02-01", "2024-03-02")
     assert doc["CurrencyCode"] == "GBP"
-    assert doc["InvoiceNumber"] == "bill-0001"
-    assert doc["Reference"] == "INV-000042"
+    assert doc["InvoiceNumber"] == "INV-000042"  # m3ter's number, by default
+    assert doc["Reference"] == "bill-0001"  # the bill id, how the sync finds its document
     assert doc["Status"] == "DRAFT"
     assert doc["LineAmountTypes"] == "Exclusive"
     assert [li["Description"].split(" (")[0] for li in doc["LineItems"]] == [
@@ -244,19 +244,72 @@ def test_negative_bill_is_a_credit_note_with_positive_amounts() -> None:
     assert doc is not None
     assert_valid("CreditNote", doc)
     assert doc["Type"] == "ACCRECCREDIT"
-    assert doc["CreditNoteNumber"] == "bill-0001" and "InvoiceNumber" not in doc
+    assert doc["CreditNoteNumber"] == "INV-000042" and "InvoiceNumber" not in doc
+    assert doc["Reference"] == "bill-0001"
     assert amounts(doc) == [Decimal("30.01"), Decimal("-10.00")]
     assert sum(amounts(doc)) == Decimal("20.01")
     xero_line_check(doc)
     assert schema_errors("CreditNote", {**doc, "Type": "ACCREC"})  # the schema does bite
 
 
-def test_number_stable_across_versions_and_reference_falls_back() -> None:
-    v1 = mapped(cfg(), bill(FEE, version=1, sequentialInvoiceNumber=None,
+def test_bill_id_numbering_is_stable_across_versions_and_reference_falls_back() -> None:
+    by_id = cfg(invoice_numbering="BILL_ID")  # the numbering before the option
+    v1 = mapped(by_id, bill(FEE, version=1, sequentialInvoiceNumber=None,
                             externalInvoiceReference="PO-9"))
-    v2 = mapped(cfg(), bill(FEE, version=2))
+    v2 = mapped(by_id, bill(FEE, version=2))
     assert v1["InvoiceNumber"] == v2["InvoiceNumber"] == "bill-0001"
     assert (v1["Reference"], v2["Reference"]) == ("PO-9", "INV-000042")
+    credit = map_bill(by_id, INTEGRATION, bill(line("-5.00", type_="CREDIT_MEMO")), ACCOUNT, [])
+    assert credit.document and credit.document["CreditNoteNumber"] == "bill-0001"
+
+
+def test_m3ter_numbering_falls_back_to_the_bill_id_until_m3ter_numbers_the_bill() -> None:
+    m3ter = cfg()  # the default
+    assert m3ter.invoice_numbering == "M3TER_INVOICE_NUMBER"
+    pending = mapped(m3ter, bill(FEE, status="PENDING", sequentialInvoiceNumber=None,
+                                 externalInvoiceReference="PO-9"))
+    blank = mapped(m3ter, bill(FEE, sequentialInvoiceNumber="  "))
+    approved = mapped(m3ter, bill(FEE, version=4))
+    assert pending["InvoiceNumber"] == blank["InvoiceNumber"] == "bill-0001"
+    assert approved["InvoiceNumber"] == "INV-000042"
+    # The bill id rides in Reference whatever the number: how the sync finds the document.
+    assert pending["Reference"] == blank["Reference"] == approved["Reference"] == "bill-0001"
+    long = mapped(m3ter, bill(FEE, sequentialInvoiceNumber="N" * 300))
+    assert long["InvoiceNumber"] == "N" * 255  # Xero's longest number
+
+
+def test_xero_sequence_sends_no_number_and_the_bill_id_in_reference() -> None:
+    xero = cfg(invoice_numbering="XERO_SEQUENCE")
+    doc = mapped(xero, bill(USAGE, FEE))
+    assert "InvoiceNumber" not in doc and doc["Reference"] == "bill-0001"
+    credit = map_bill(xero, INTEGRATION, bill(line("-5.00", type_="CREDIT_MEMO")), ACCOUNT, [])
+    assert credit.kind == "credit_note" and credit.document is not None
+    assert "CreditNoteNumber" not in credit.document
+    assert credit.document["Reference"] == "bill-0001"
+
+
+@pytest.mark.parametrize(
+    ("numbering", "number", "reference"),
+    [
+        ("M3TER_INVOICE_NUMBER", "INV-000042", "bill-0001"),
+        ("XERO_SEQUENCE", None, "bill-0001"),
+        ("BILL_ID", "bill-0001", "INV-000042"),
+    ],
+)
+def test_every_numbering_carries_the_bill_id_as_number_or_reference(
+    numbering: str, number: str | None, reference: str
+) -> None:
+    doc = mapped(cfg(invoice_numbering=numbering), bill(FEE))
+    assert (doc.get("InvoiceNumber"), doc.get("Reference")) == (number, reference)
+    assert "bill-0001" in (doc.get("InvoiceNumber"), doc.get("Reference"))
+
+
+def test_an_unknown_numbering_is_refused_naming_the_field() -> None:
+    from config.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as refused:
+        cfg(invoice_numbering="NEXT_FREE")
+    assert refused.value.field == "invoice_numbering"
 
 
 def test_dates_prefer_external_invoice_date_and_derive_due_date() -> None:

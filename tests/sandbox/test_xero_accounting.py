@@ -221,6 +221,17 @@ def test_faults_queue_rates_and_clearing(xero: Xero) -> None:
     assert xero.http.post("/_sandbox/limits", json={"burst": 3}).status_code == 400
 
 
+def test_faults_aimed_at_endpoints_leave_the_others_alone(xero: Xero) -> None:
+    aimed = {"next": ["500", "503"], "endpoints": ["GET CreditNotes"]}
+    assert xero.http.post("/_sandbox/faults", json=aimed).status_code == 200
+    assert [xero.call("GET", "/Invoices").status_code for _ in range(3)] == [200] * 3
+    got = [xero.call("GET", "/CreditNotes").status_code for _ in range(3)]
+    assert got == [500, 503, 200]
+    assert xero.http.get("/_sandbox/faults").json()["endpoints"] == ["GET CreditNotes"]
+    assert xero.http.post("/_sandbox/faults", json={"endpoints": "PUT"}).status_code == 400
+    xero.http.delete("/_sandbox/faults")
+
+
 def test_idempotency_replays_exactly_and_is_scoped(xero: Xero) -> None:
     body = {"Invoices": [inv("I-1")]}
     first = xero.call("PUT", "/Invoices", body, key="k-1")

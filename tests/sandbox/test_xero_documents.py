@@ -451,6 +451,109 @@ def test_per_element_verdicts_and_the_summarized_400(xero: Xero) -> None:
     assert len(body(stored)["Invoices"]) == 1  # the valid element was stored anyway
 
 
+# ----- numbers -----------------------------------------------------------------------------------
+def note(**extra: Any) -> dict[str, Any]:
+    doc = {**invoice(**extra), "Type": "ACCRECCREDIT"}
+    doc.pop("DueDate")
+    return doc
+
+
+def test_xero_numbers_documents_from_the_organisations_one_sequence(xero: Xero) -> None:
+    settings = {"invoice_prefix": "INV-", "credit_note_prefix": "CN-", "next_number": "0041"}
+    changed = xero.http.post(f"/_sandbox/tenants/{UK}/books", json={"invoice_settings": settings})
+    assert changed.status_code == 200, changed.text
+    first, second = xero.put("Invoices", invoice(), invoice(status="DRAFT"))
+    (credit,) = xero.put("CreditNotes", note())
+    assert (first["InvoiceNumber"], second["InvoiceNumber"]) == ("INV-0041", "INV-0042")
+    assert credit["CreditNoteNumber"] == "CN-0043"  # invoices and credit notes: one sequence
+    (own,) = xero.put("Invoices", invoice(InvoiceNumber="INV-0044"))  # a client's own number
+    (after,) = xero.put("Invoices", invoice())
+    assert (own["InvoiceNumber"], after["InvoiceNumber"]) == ("INV-0044", "INV-0045")
+    state = xero.http.get("/_sandbox/state").json()["books"][xero.tenants[0]]
+    assert state["invoice_settings"]["next_number"] == "0046"
+    # An update that sends no number keeps the one Xero gave.
+    kept = xero.post_one("Invoices", second["InvoiceID"], {"Reference": "bill-2"})
+    assert (kept["InvoiceNumber"], kept["Reference"]) == ("INV-0042", "bill-2")
+    bad = xero.http.post(f"/_sandbox/tenants/{UK}/books",
+                         json={"invoice_settings": {"next_number": "one"}})  # fmt: skip
+    assert bad.status_code == 400
+
+
+def test_sales_numbers_are_unique_a_deleted_documents_number_is_free_again(xero: Xero) -> None:
+    made, draft, voided = xero.put(
+        "Invoices",
+        invoice(InvoiceNumber="INV-000061"),
+        invoice(InvoiceNumber="DRAFT-1", status="DRAFT"),
+        invoice(InvoiceNumber="VOID-1"),
+    )
+    (taken,) = xero.put("Invoices", invoice(InvoiceNumber="INV-000061"))
+    assert errors(taken) == ["Invoice # must be unique."]
+    assert taken["InvoiceNumber"] == "INV-000061"  # the refusal echoes the number sent
+    (credit,) = xero.put("CreditNotes", note(CreditNoteNumber="INV-000061"))
+    assert credit["CreditNoteNumber"] == "INV-000061"  # credit notes are numbered apart
+    (again,) = xero.put("CreditNotes", note(CreditNoteNumber="INV-000061"))
+    assert errors(again) == ["Credit Note # must be unique."]
+    assert xero.post_one("Invoices", draft["InvoiceID"], {"Status": "DELETED"})["Status"] == (
+        "DELETED"
+    )
+    assert xero.post_one("Invoices", voided["InvoiceID"], {"Status": "VOIDED"})["Status"] == (
+        "VOIDED"
+    )
+    reused, kept = xero.put(
+        "Invoices", invoice(InvoiceNumber="DRAFT-1"), invoice(InvoiceNumber="VOID-1")
+    )
+    assert reused["InvoiceNumber"] == "DRAFT-1" and reused["InvoiceID"] != draft["InvoiceID"]
+    assert errors(kept) == ["Invoice # must be unique."]  # a voided document keeps its number
+    purchases = xero.put("Invoices", *[{**invoice(InvoiceNumber="B-1"), "Type": "ACCPAY"}] * 2)
+    assert [errors(p) for p in purchases] == [[], []]  # bills' numbers are not unique
+
+
+def test_an_update_may_change_the_number_to_a_free_one(xero: Xero) -> None:
+    old, other = xero.put(
+        "Invoices",
+        invoice(InvoiceNumber="bbc89498-e85f-4b6e-9d1c-0c3a3f7d2a11", Reference="INV-000061"),
+        invoice(InvoiceNumber="INV-000062"),
+    )
+    renamed = xero.post_one(
+        "Invoices", old["InvoiceID"], {"InvoiceNumber": "INV-000061", "Reference": "bill"}
+    )
+    assert (renamed["InvoiceID"], renamed["InvoiceNumber"]) == (old["InvoiceID"], "INV-000061")
+    clash = xero.post_one("Invoices", old["InvoiceID"], {"InvoiceNumber": "INV-000062"})
+    assert errors(clash) == ["Invoice # must be unique."]
+    stored = body(xero.call("GET", f"/Invoices/{old['InvoiceID']}",
+                            template="/Invoices/{InvoiceID}"))["Invoices"][0]  # fmt: skip
+    assert stored["InvoiceNumber"] == "INV-000061"
+
+
+def test_number_and_reference_are_at_most_255_characters(xero: Xero) -> None:
+    batch = [
+        invoice(InvoiceNumber="N" * 256),  # the spec refuses it too (maxLength 255): sent raw
+        invoice(Reference="R" * 256),
+        invoice(InvoiceNumber="N" * 255, Reference="R" * 255),
+    ]
+    answer = xero.http.put(
+        API + "/Invoices",
+        content=money_json.dumps({"Invoices": batch}),
+        params={"summarizeErrors": "false"},
+        headers={"Authorization": f"Bearer {xero.token}", "xero-tenant-id": xero.tenants[0]},
+    )
+    assert answer.status_code == 200, answer.text
+    long_number, long_reference, longest = body(answer)["Invoices"]
+    assert errors(long_number) == ["InvoiceNumber must be at most 255 characters"]
+    assert errors(long_reference) == ["Reference must be at most 255 characters"]
+    assert errors(longest) == []
+
+
+def test_documents_are_found_by_reference(xero: Xero) -> None:
+    xero.put("Invoices", invoice(Reference="bill-a"), invoice(Reference="bill-b"), invoice())
+    xero.put("CreditNotes", note(Reference="bill-c"))
+    where = 'Reference=="bill-a" OR Reference=="bill-b" OR Reference=="bill-c"'
+    found = body(xero.call("GET", "/Invoices", params={"where": where}))["Invoices"]
+    assert sorted(d["Reference"] for d in found) == ["bill-a", "bill-b"]
+    notes = body(xero.call("GET", "/CreditNotes", params={"where": where}))["CreditNotes"]
+    assert [d["Reference"] for d in notes] == ["bill-c"]
+
+
 # ----- lock dates --------------------------------------------------------------------------------
 def test_lock_dates_refuse_approved_documents_on_or_before_them(xero: Xero) -> None:
     locked = xero.http.post(

@@ -69,3 +69,18 @@ def test_a_document_of_the_other_kind_replaces_the_old_id_even_before_it_has_one
     ledger.record(iid, [done])
     ledger.record(iid, [Fate("b1", 3, Outcome.STARTED, attempt=True)])  # kind not said: kept
     assert ledger.get(iid, "b1").xero_id == "CN-ID"
+
+
+def test_a_started_row_says_which_number_its_attempt_sent_none_included(setup):
+    """The next run finds an unknown attempt's document by what that attempt sent: a STARTED
+    row's number is the attempt's own, None when Xero was to number it; other fates keep the
+    number known (Xero's, once it answered)."""
+    ledger, iid = setup
+    ledger.record(iid, [Fate("b1", 1, Outcome.STARTED, invoice_number="b1", attempt=True)])
+    ledger.record(iid, [Fate("b1", 1, Outcome.ERROR, reason="outcome unknown")])
+    assert ledger.get(iid, "b1").invoice_number == "b1"  # an error keeps it
+    ledger.record(iid, [Fate("b1", 2, Outcome.STARTED, attempt=True)])  # Xero's sequence
+    assert ledger.get(iid, "b1").invoice_number is None
+    ledger.record(iid, [Fate("b1", 2, Outcome.COMPLETE, invoice_number="INV-0007", xero_id="X")])
+    entry = ledger.get(iid, "b1")
+    assert (entry.invoice_number, entry.xero_id, entry.attempts) == ("INV-0007", "X", 2)

@@ -9,7 +9,7 @@ import itertools
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -89,6 +89,12 @@ class FakeXero:
     def find_credit_notes_by_number(self, numbers: list[str]) -> dict[str, dict[str, Any]]:
         return self._find("credit_note", numbers)
 
+    def find_invoices_by_reference(self, references: list[str]) -> dict[str, dict[str, Any]]:
+        return self._find("invoice", references, "Reference")
+
+    def find_credit_notes_by_reference(self, references: list[str]) -> dict[str, dict[str, Any]]:
+        return self._find("credit_note", references, "Reference")
+
     def get_invoice(self, invoice_id: str) -> dict[str, Any]:
         return self._get("invoice", invoice_id)
 
@@ -96,14 +102,20 @@ class FakeXero:
         return self._get("credit_note", credit_note_id)
 
     # -- the test's side ---------------------------------------------------------------------
-    def add(self, kind: str, number: str, status: str = "DRAFT") -> str:
-        """A document already in Xero (an earlier run made it); returns its id."""
-        doc_id = f"{kind}-{next(self.ids)}"
+    def add(
+        self, kind: str, number: str | None, status: str = "DRAFT", reference: str | None = None
+    ) -> str:
+        """A document already in Xero (an earlier run made it, or someone else did); returns
+        its id. Without a number, Xero gives the next of its sequence."""
+        n = next(self.ids)
+        doc_id = f"{kind}-{n}"
         self.docs[kind][doc_id] = {
             ID_FIELD[kind]: doc_id,
-            NUMBER_FIELD[kind]: number,
+            NUMBER_FIELD[kind]: number or f"{'CN' if kind == 'credit_note' else 'INV'}-{n:04d}",
             "Status": status,
         }
+        if reference is not None:
+            self.docs[kind][doc_id]["Reference"] = reference
         return doc_id
 
     def numbers(self, kind: str) -> list[str]:
@@ -137,29 +149,52 @@ class FakeXero:
     def _apply(self, kind: str, doc: dict[str, Any], update: bool) -> InvoiceResult:
         id_field, number_field = ID_FIELD[kind], NUMBER_FIELD[kind]
         number = doc.get(number_field)
+        echo = {k: doc[k] for k in (number_field, "Reference") if k in doc}
         if number in self.refuse:
-            return InvoiceResult(doc.get(id_field), number, None, errors=self.refuse[number])
+            return InvoiceResult(
+                doc.get(id_field), number, None, errors=self.refuse[number], document=echo
+            )
         if doc.get(id_field):
             stored = self.docs[kind][doc[id_field]]
             status = doc.get("Status", stored["Status"])
             if status not in TRANSITIONS.get(stored["Status"], set()):
                 words = f"{LABEL[kind]} not of valid status for modification"
-                return InvoiceResult(stored[id_field], None, None, errors=[words])
+                return InvoiceResult(stored[id_field], None, None, errors=[words], document=echo)
             stored.update(doc)
-            return InvoiceResult(stored[id_field], stored[number_field], stored["Status"])
-        taken = any(d[number_field] == number for d in self.docs[kind].values())
+            return self._result(kind, stored)
+        taken = number is not None and any(
+            d[number_field] == number for d in self.docs[kind].values()
+        )
         if taken and not update:
-            return InvoiceResult(None, number, None, errors=[f"{LABEL[kind]} # must be unique."])
+            words = [f"{LABEL[kind]} # must be unique."]
+            return InvoiceResult(None, number, None, errors=words, document=echo)
         doc_id = self.add(kind, number, doc.get("Status", "DRAFT"))
-        self.docs[kind][doc_id].update({**doc, id_field: doc_id})
-        return InvoiceResult(doc_id, number, self.docs[kind][doc_id]["Status"])
+        self.docs[kind][doc_id].update({**doc, id_field: doc_id})  # none sent: Xero's stays
+        return self._result(kind, self.docs[kind][doc_id])
 
-    def _find(self, kind: str, numbers: list[str]) -> dict[str, dict[str, Any]]:
-        method = "find_invoices_by_number" if kind == "invoice" else "find_credit_notes_by_number"
-        self.calls.append(Call(method, list(numbers)))
+    @staticmethod
+    def _result(kind: str, stored: dict[str, Any]) -> InvoiceResult:
+        return InvoiceResult(
+            stored[ID_FIELD[kind]],
+            stored[NUMBER_FIELD[kind]],
+            stored["Status"],
+            document=copy.deepcopy(stored),
+        )
+
+    def _find(
+        self, kind: str, values: list[str], field_name: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        by = "reference" if field_name == "Reference" else "number"
+        plural = "invoices" if kind == "invoice" else "credit_notes"
+        self.calls.append(Call(f"find_{plural}_by_{by}", list(values)))
         self._next()
-        by_number = {d[NUMBER_FIELD[kind]]: d for d in self.docs[kind].values()}
-        return {n: copy.deepcopy(by_number[n]) for n in numbers if n in by_number}
+        key = field_name or NUMBER_FIELD[kind]
+        found: dict[str, dict[str, Any]] = {}
+        for d in self.docs[kind].values():  # a live document before a withdrawn one
+            held = found.get(d.get(key, ""))
+            if held is None or held["Status"] in ("DELETED", "VOIDED"):
+                found[d.get(key, "")] = d
+        return {v: copy.deepcopy(found[v]) for v in values if v in found}
 
     def _get(self, kind: str, doc_id: str) -> dict[str, Any]:
         self.calls.append(Call(f"get_{kind}", doc_id))
@@ -507,9 +542,9 @@ def test_a_bill_whose_attempt_ended_unknown_is_looked_up_and_not_created_twice(
     world: World,
 ) -> None:
     made = world.xero.add("invoice", "bill-1")  # the lost attempt did reach Xero
-    sends = [
-        send(1, lookup_first=True, started_version=1),
-        send(2, lookup_first=True, started_version=1),  # this one did not
+    sends = [  # numbered with their bill ids (BILL_ID): looked up by number
+        send(1, lookup_first=True, started_version=1, started_number="bill-1"),
+        send(2, lookup_first=True, started_version=1, started_number="bill-2"),  # this one not
     ]
     report = world.post(sends)
 
@@ -526,7 +561,10 @@ def test_a_bill_whose_attempt_ended_unknown_is_looked_up_and_not_created_twice(
 
 def test_an_unknown_attempt_of_an_older_version_is_found_and_updated(world: World) -> None:
     made = world.xero.add("credit_note", "bill-1")
-    sends = [send(1, "credit_note", version=2, lookup_first=True, started_version=1)]
+    sends = [
+        send(1, "credit_note", version=2, lookup_first=True, started_version=1,
+             started_number="bill-1")
+    ]  # fmt: skip
     report = world.post(sends)
 
     assert world.xero.methods() == ["find_credit_notes_by_number", "post_credit_notes"]
@@ -552,6 +590,147 @@ def test_a_create_refused_as_a_duplicate_number_updates_the_document_found(world
     assert world.fates()["bill-1"].xero_id == made
     assert (report.created, report.updated, report.calls) == (1, 1, 3)
     assert_every_bill_has_its_fate(world, sends, report)
+
+
+# -- numbering: m3ter's number, Xero's sequence -----------------------------------------------
+def numbered(n: int, number: str | None, kind: str = "invoice", **fields: Any) -> Send:
+    """``send(n)`` as m3ter's numbering (``number``) or Xero's sequence (None) make it: the bill
+    id in Reference."""
+    made = send(n, kind, **fields)
+    document = {k: v for k, v in made.document.items() if k != NUMBER_FIELD[kind]}
+    if number is not None:
+        document[NUMBER_FIELD[kind]] = number
+    return replace(made, document={**document, "Reference": made.bill_id})
+
+
+def test_xeros_numbers_are_matched_by_reference_whatever_the_order_of_the_answer(
+    world: World,
+) -> None:
+    """Xero does not promise to answer in the order sent: each answer is the bill's whose id
+    it carries in Reference, and the ledger keeps the number Xero gave."""
+    post_invoices = world.xero.post_invoices
+
+    def reversed_answer(*args: Any, **kwargs: Any) -> list[InvoiceResult]:
+        return list(reversed(post_invoices(*args, **kwargs)))
+
+    world.xero.post_invoices = reversed_answer  # type: ignore[method-assign]
+    sends = [numbered(1, None), numbered(2, None)]
+    report = world.post(sends)
+
+    (create,) = world.xero.posts()
+    assert [d.get("InvoiceNumber") for d in create.arg] == [None, None]  # none sent
+    fates = world.fates()
+    docs = world.xero.docs["invoice"]
+    for s in sends:
+        (doc_id,) = [i for i, d in docs.items() if d["Reference"] == s.bill_id]
+        doc = docs[doc_id]
+        assert (fates[s.bill_id].xero_id, fates[s.bill_id].invoice_number) == (
+            doc_id,
+            doc["InvoiceNumber"],
+        )
+        assert doc["InvoiceNumber"].startswith("INV-")
+    assert report.outcomes == {"COMPLETE": 2}
+    assert_every_bill_has_its_fate(world, sends, report)
+
+
+@pytest.mark.parametrize("number", [None, "INV-000061"], ids=["xero sequence", "m3ter number"])
+def test_an_unknown_attempt_is_found_by_the_bill_id_in_its_reference(
+    world: World, number: str | None
+) -> None:
+    made = world.xero.add("invoice", number, reference="bill-1")  # the lost attempt made it
+    sends = [
+        numbered(1, number, lookup_first=True, started_version=1, started_number=number),
+        numbered(2, "INV-000062" if number else None, lookup_first=True, started_version=1,
+                 started_number="INV-000062" if number else None),  # this one did not
+    ]  # fmt: skip
+    report = world.post(sends)
+
+    assert world.xero.methods() == ["find_invoices_by_reference", "post_invoices"]
+    assert world.xero.calls[0].arg == ["bill-1", "bill-2"]
+    assert [d["Reference"] for d in world.xero.posts()[0].arg] == ["bill-2"]
+    assert len(world.xero.docs["invoice"]) == 2  # each once
+    entry = world.fates()["bill-1"]
+    assert (entry.outcome, entry.xero_id) == (Outcome.COMPLETE, made)
+    assert entry.invoice_number == world.xero.docs["invoice"][made]["InvoiceNumber"]
+    assert report.calls == 2 and report.outcomes == {"COMPLETE": 2}
+    assert_every_bill_has_its_fate(world, sends, report)
+
+
+def test_an_attempt_made_before_the_upgrade_is_found_by_its_old_number(world: World) -> None:
+    """An attempt under the old numbering (the bill id) ended unknown; the bill now maps to
+    m3ter's number: its document is found by the number that attempt sent, and updated in
+    place (the new version renames it)."""
+    made = world.xero.add("invoice", "bill-1", reference="INV-000061")
+    sends = [
+        numbered(1, "INV-000061", version=2, lookup_first=True, started_version=1,
+                 started_number="bill-1")
+    ]  # fmt: skip
+    report = world.post(sends)
+    assert world.xero.methods() == ["find_invoices_by_number", "post_invoices"]
+    assert world.xero.calls[0].arg == ["bill-1"]
+    (update,) = world.xero.posts()
+    assert (update.update, update.arg[0]["InvoiceID"]) == (True, made)
+    assert world.xero.docs["invoice"][made]["InvoiceNumber"] == "INV-000061"
+    assert len(world.xero.docs["invoice"]) == 1
+    entry = world.fates()["bill-1"]
+    assert (entry.xero_id, entry.invoice_number, entry.sent_version) == (made, "INV-000061", 2)
+    assert report.updated == 1
+
+
+def test_a_withdrawn_document_with_the_bills_reference_is_not_its_document(world: World) -> None:
+    world.xero.add("invoice", None, status="DELETED", reference="bill-1")  # before a sign change
+    sends = [numbered(1, None, lookup_first=True, started_version=1)]
+    report = world.post(sends)
+    assert world.xero.methods() == ["find_invoices_by_reference", "post_invoices"]
+    live = [d for d in world.xero.docs["invoice"].values() if d["Status"] != "DELETED"]
+    assert [d["Reference"] for d in live] == ["bill-1"]
+    assert world.fates()["bill-1"].xero_id == live[0]["InvoiceID"]
+    assert report.created == 1
+
+
+def test_a_number_held_by_someone_elses_document_is_never_overwritten(world: World) -> None:
+    """m3ter's number is taken in Xero by an invoice this integration did not make (keyed in by
+    hand): the bill fails saying so, and that invoice is left alone. The bill's own document
+    with its number (its Reference is the bill id) is updated in place."""
+    theirs = world.xero.add("invoice", "INV-000061", reference="PO 7")
+    ours = world.xero.add("invoice", "INV-000062", reference="bill-2")  # the ledger lost it
+    sends = [numbered(1, "INV-000061"), numbered(2, "INV-000062")]
+    report = world.post(sends)
+
+    assert world.xero.methods() == ["post_invoices", "find_invoices_by_number", "post_invoices"]
+    create, lookup, update = world.xero.calls
+    assert lookup.arg == ["INV-000061", "INV-000062"]
+    assert [d["InvoiceID"] for d in update.arg] == [ours]
+    assert world.xero.docs["invoice"][theirs] == {
+        "InvoiceID": theirs, "InvoiceNumber": "INV-000061", "Status": "DRAFT", "Reference": "PO 7"
+    }  # fmt: skip
+    fates = world.fates()
+    assert (fates["bill-2"].outcome, fates["bill-2"].xero_id) == (Outcome.COMPLETE, ours)
+    assert fates["bill-1"].outcome is Outcome.ERROR and fates["bill-1"].xero_id is None
+    assert fates["bill-1"].reason == (
+        "Xero already has invoice INV-000061, not this bill's (neither its number nor its "
+        "Reference is the bill id bill-1); rename that invoice in Xero, or choose another "
+        "invoice numbering for the integration"
+    )
+    assert [f.bill_id for f in report.failures] == ["bill-1"] and report.updated == 1
+    assert_every_bill_has_its_fate(world, sends, report)
+
+
+def test_an_answer_that_names_no_bill_of_the_batch_is_not_taken_for_one(world: World) -> None:
+    """An element that carries neither a bill id nor a number sent is not matched by its place:
+    the bill is an error the next run looks up (and finds), not a wrong id in the ledger."""
+    post_invoices = world.xero.post_invoices
+
+    def anonymous(*args: Any, **kwargs: Any) -> list[InvoiceResult]:
+        return [InvoiceResult(r.invoice_id, None, r.status) for r in post_invoices(*args, **kwargs)]
+
+    world.xero.post_invoices = anonymous  # type: ignore[method-assign]
+    sends = [numbered(1, None), numbered(2, None)]
+    report = world.post(sends)
+    assert {e.outcome for e in world.fates().values()} == {Outcome.ERROR}
+    assert {e.reason for e in world.fates().values()} == {"Xero's answer omitted this bill"}
+    assert all(e.attempts == 1 and e.xero_id is None for e in world.fates().values())
+    assert report.outcomes == {"ERROR": 2}
 
 
 # -- sign changes ----------------------------------------------------------------------------

@@ -371,6 +371,34 @@ def test_credit_notes_share_the_same_path(
     assert state(xero_server)["documents"][tenant]["CreditNotes_count"] == 1
 
 
+def test_documents_are_found_by_reference_the_live_one_first(client: XeroAccountingClient) -> None:
+    """Xero's own numbering: no number is sent, the Reference carries the bill id; a bill whose
+    first invoice was deleted has two invoices with its Reference, and the live one is found."""
+    bare = {k: v for k, v in invoice("unused").items() if k != "InvoiceNumber"}
+    first, other = client.post_invoices(
+        [{**bare, "Reference": "bill-a"}, {**bare, "Reference": 'bill-"b"'}],
+        idempotency_key=key(),
+    )
+    assert first.ok and first.invoice_number and first.reference == "bill-a"
+    deleted = client.post_invoices(
+        [{"InvoiceID": first.invoice_id, "Status": "DELETED"}], idempotency_key=key(), update=True
+    )
+    assert deleted[0].ok
+    (again,) = client.post_invoices([{**bare, "Reference": "bill-a"}], idempotency_key=key())
+    found = client.find_invoices_by_reference(["bill-a", 'bill-"b"', "bill-missing"])
+    assert set(found) == {"bill-a", 'bill-"b"'}
+    assert found["bill-a"]["InvoiceID"] == again.invoice_id  # not the deleted one
+    assert found['bill-"b"']["InvoiceID"] == other.invoice_id
+    note = {"Type": "ACCRECCREDIT", "Contact": {"Name": "Acme Ltd"}, "Reference": "bill-c",
+            "LineItems": [{"Description": "refund", "Quantity": Decimal("1"),
+                           "UnitAmount": Decimal("2.00"), "AccountCode": "200"}]}  # fmt: skip
+    (made,) = client.post_credit_notes([note], idempotency_key=key())
+    assert made.invoice_number and made.invoice_number.startswith("CN-")  # Xero's number
+    assert client.find_credit_notes_by_reference(["bill-c"])["bill-c"]["CreditNoteID"] == (
+        made.invoice_id
+    )
+
+
 def test_429_storm_is_waited_out(
     xero_server: ServerHandle, xero_sandbox: Any, tokens, tenant, http
 ) -> None:
