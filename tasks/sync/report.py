@@ -106,10 +106,16 @@ class IntegrationReport:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "skipped": sum(self.skipped.values()),
-            "failed": self.failed if self.problem is None and self.stop is None else "not synced",
-            "disabled": "yes" if self.disabled else "",
+            "failed": self._failed_cell(),
             "xero calls": self.xero_calls,
         }
+
+    def _failed_cell(self) -> int | str:
+        """The failed count, "not synced", and the integration's state when it sends nothing."""
+        failed: int | str = (
+            self.failed if self.problem is None and self.stop is None else ("not synced")
+        )
+        return f"{failed} · {self.disabled.status}" if self.disabled else failed
 
     def details(self) -> dict[str, Any]:
         """Everything the run knows of the integration (the run's result, for callers)."""
