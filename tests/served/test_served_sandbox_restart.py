@@ -38,6 +38,10 @@ def serving(prefect_server: str, env: dict[str, str], output: Path, *args: str) 
     xero, m3ter = env["BILLSYNC_XERO_API_URL"], env["BILLSYNC_M3TER_API_URL"]
     ports = ["--xero-sandbox-port", xero.rsplit(":", 1)[1], "--m3ter-sandbox-port",
              m3ter.rsplit(":", 1)[1]]  # fmt: skip
+    # Ready once this start has said where its Prefect server logs: the deployments of an earlier
+    # start are still on the server, so they alone would let the test go on (and stop this
+    # serve) before it had printed what it kept.
+    said = output.read_text().count("Prefect server log:") if output.exists() else 0
     proc = subprocess.Popen(
         [sys.executable, "-m", "deployments.serve", "--sandbox", *ports, "--cron", NEVER, *args],
         cwd=ROOT,
@@ -52,7 +56,8 @@ def serving(prefect_server: str, env: dict[str, str], output: Path, *args: str) 
     try:
         deadline = time.monotonic() + 120
         while not (
-            wanted <= set(served.deployments)
+            output.read_text().count("Prefect server log:") > said
+            and wanted <= set(served.deployments)
             and _up(f"{served.callback}/healthz")
             and _up(f"{xero}/_sandbox/state")
         ):
