@@ -124,7 +124,9 @@ def test_a_person_provisions_a_credential_in_the_prefect_ui(
         json={"flow_runs": {"deployment_id": {"any_": [deployment]}}},
     )
 
-    # The run's page: the link to Xero and its expiry at the top of the logs.
+    # The run's page, once the run waits for consent (its process starts first: on a loaded
+    # machine that took over a minute): the link to Xero and its expiry at the top of the logs.
+    served.wait(run["id"], lambda r: r["state_type"] == "PAUSED", timeout=180)
     page.goto(f"{served.ui}/runs/flow-run/{run['id']}")
     link = page.locator("a[href*='/identity/connect/authorize']").first
     link.wait_for(timeout=60_000)
