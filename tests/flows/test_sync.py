@@ -346,7 +346,7 @@ def test_five_hundred_bills_through_every_injected_fault_land_exactly_once(
 
 
 def test_sync_killed_mid_run_then_rerun_sends_every_bill_exactly_once(
-    sync_env, connect, xero_server, m3ter_sandbox
+    sync_env, connect, xero_server, m3ter_sandbox, clean_settings
 ):
     import os
     import signal
@@ -354,6 +354,11 @@ def test_sync_killed_mid_run_then_rerun_sends_every_bill_exactly_once(
     import sys
     import time
 
+    # The killed run's integration lease and call slots lapse in seconds, not a minute: the
+    # rerun waits for them as it would in production, only less long.
+    for lease in ("BILLSYNC_SYNC_LEASE_SECONDS", "BILLSYNC_XERO_SLOT_LEASE_SECONDS"):
+        clean_settings.setenv(lease, "6")
+    get_settings.cache_clear()
     m3ter_sandbox.add_generated_accounts(90, bills_per_account=2)  # 200 bills
     main = connect("Interrupted")
     # Slow answers so the kill lands mid-run, some after Xero stored a batch but before the
@@ -362,7 +367,7 @@ def test_sync_killed_mid_run_then_rerun_sends_every_bill_exactly_once(
     assert httpx.post(f"{xero_server.url}/_sandbox/faults", json=faults).status_code == 200
     code = "from flows.sync import sync_bills; sync_bills()"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], env={**os.environ, **sync_env}, start_new_session=True
+        [sys.executable, "-c", code], env=dict(os.environ), start_new_session=True
     )
     try:
         deadline = time.monotonic() + 90
