@@ -31,9 +31,9 @@ lint: install
 test: install browser lint
 	$(BIN)/pytest
 
-# The tests that need no Prefect server (marker unit, set by tests/conftest.py): under a minute.
+# The tests that need no Prefect server (marker unit, set by tests/conftest.py), on both cores.
 test-fast: install
-	$(BIN)/pytest -q -m unit
+	$(BIN)/pytest -q -m unit -n 2
 
 serve: install
 	$(BIN)/python -m deployments.serve $(ARGS)
