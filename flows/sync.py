@@ -273,15 +273,20 @@ def _sync_all(integrations: tuple[str, ...], since: dt.date | None, dry_run: boo
     idle = nothing_new(settings, targets)
     if idle is not None:
         return summarise(unsynced + idle, dry_run)
-    if not can_share(targets):
-        return summarise(unsynced + _concurrently(targets, since=since, dry_run=dry_run), dry_run)
-    plan = shared_plan(settings, targets, since)
+    try:
+        if not can_share(targets):
+            results = _concurrently(targets, since=since, dry_run=dry_run)
+            return summarise(unsynced + results, dry_run)
+        plan = shared_plan(settings, targets, since)
 
-    def read(tracker: ReadTracker) -> Iterator[list[Bill]]:
-        return read_bills(settings, plan, tracker)
+        def read(tracker: ReadTracker) -> Iterator[list[Bill]]:
+            return read_bills(settings, plan, tracker)
 
-    with BillFeed(plan, read, [v.id for v in targets]) as feed:
-        results = _concurrently(targets, since=since, dry_run=dry_run, feed=feed.id)
+        with BillFeed(plan, read, [v.id for v in targets]) as feed:
+            results = _concurrently(targets, since=since, dry_run=dry_run, feed=feed.id)
+    except RunStopped as stop:  # a stopped run still says which integrations send nothing
+        stop.reports[:0] = unsynced
+        raise
     return summarise(unsynced + results, dry_run)
 
 

@@ -73,6 +73,7 @@ def stopped_message(stop: RunStopped) -> str:
         parts = [f"stopped ({stop.why}); the next run sends the bills not read yet"]
     if +causes:
         parts.append(not_sent(+causes))
+    parts += [r.disabled.note(r.integration) for r in stop.reports if r.disabled]
     if stop.late:
         parts.append(
             f"{', '.join(stop.late)} did not report in time: the ledger holds what it recorded"

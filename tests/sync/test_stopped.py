@@ -85,3 +85,22 @@ def test_a_run_stopped_before_any_bill_was_sent_ends_cancelled():
     assert end.is_cancelled()
     assert end.message == "stopped (Ctrl-C) before any bill was sent; the next run sends the bills"
     assert isinstance(end.data, RunFailed)  # read back without a traceback, as a Failed end is
+
+
+def test_a_stopped_run_still_names_the_integrations_that_send_nothing():
+    from tasks.sync.report import Disabled, Stop
+
+    off = IntegrationReport(
+        "EU",
+        "eu",
+        stop=Stop.NOT_ENABLED,
+        disabled=Disabled(
+            "month-end close", "enable_integration 'EU'", since="2026-12-07 10:15 UTC"
+        ),
+    )
+    message = stopped_message(RunStopped("Ctrl-C", [off, _report("UK", "INTERRUPTED")]))
+    assert message == (
+        "stopped (Ctrl-C): 1 bill not sent, recorded INTERRUPTED; the next run sends it; "
+        "EU is DISABLED since 2026-12-07 10:15 UTC: month-end close; to send its bills: "
+        "enable_integration 'EU'"
+    )
