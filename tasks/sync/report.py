@@ -112,9 +112,8 @@ class IntegrationReport:
 
     def _failed_cell(self) -> int | str:
         """The failed count, "not synced", and the integration's state when it sends nothing."""
-        failed: int | str = (
-            self.failed if self.problem is None and self.stop is None else ("not synced")
-        )
+        synced = self.problem is None and self.stop is None
+        failed: int | str = self.failed if synced else "not synced"
         return f"{failed} · {self.disabled.status}" if self.disabled else failed
 
     def details(self) -> dict[str, Any]:
