@@ -304,3 +304,28 @@ class TouchAfterRequests:
         finally:
             if scope.get("type") == "http":
                 self.touch()
+
+
+def persist_app(
+    app: Any,
+    path: Path,
+    *,
+    sandbox: str,
+    config: Mapping[str, Any],
+    capture: Callable[[], Any],
+    restore: Callable[[Any], None],
+    fresh: bool = False,
+    constants: Mapping[str, object] | None = None,
+    interval: float = 1.0,
+) -> Snapshots:
+    """Restore a sandbox's state from ``path`` (unless ``fresh``) with ``restore`` and keep
+    saving it there after every request; ``close()`` the result when the server stops.
+    ``StateFileError`` for a file it cannot use (another sandbox, seed or organisations)."""
+    if not fresh:
+        saved = read_state(path, sandbox, config, constants)
+        if saved is not None:
+            restore(saved)
+    snapshots = Snapshots(path, sandbox, config, capture, interval=interval)
+    snapshots.save()  # a fresh start replaces the old file at once
+    app.add_middleware(TouchAfterRequests, touch=snapshots.touch)
+    return snapshots.start()

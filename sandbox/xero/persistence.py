@@ -14,7 +14,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from sandbox.persist import Snapshots, TouchAfterRequests, encode, read_state
+from sandbox.persist import Snapshots, encode
+from sandbox.persist import persist_app as keep_state
 from sandbox.xero.documents import KINDS
 from sandbox.xero.idempotency import _Entry
 from sandbox.xero.state import XeroSandbox
@@ -83,14 +84,14 @@ def persist_app(app: Starlette, path: Path, *, fresh: bool = False) -> Snapshots
     """Restore ``app``'s sandbox from ``path`` (unless ``fresh``) and keep saving it there;
     ``close()`` the result when the server stops. ``StateFileError`` for a file it cannot use."""
     sandbox: XeroSandbox = app.state.sandbox
-    made_with = config(sandbox)
-    if not fresh:
-        saved = read_state(path, NAME, made_with, CONSTANTS)
-        if saved is not None:
-            restore(sandbox, saved)
-    snapshots = Snapshots(
-        path, NAME, made_with, lambda: capture(sandbox), interval=SAVE_INTERVAL_SECONDS
+    return keep_state(
+        app,
+        path,
+        sandbox=NAME,
+        config=config(sandbox),
+        capture=lambda: capture(sandbox),
+        restore=lambda saved: restore(sandbox, saved),
+        fresh=fresh,
+        constants=CONSTANTS,
+        interval=SAVE_INTERVAL_SECONDS,
     )
-    snapshots.save()  # a fresh start replaces the old file at once
-    app.add_middleware(TouchAfterRequests, touch=snapshots.touch)
-    return snapshots.start()
