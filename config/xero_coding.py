@@ -19,6 +19,7 @@ in the Xero organisation is the pre-flight's job, against the tenant's reference
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
@@ -80,43 +81,64 @@ def clean_tax_type(value: Any, what: str = "tax type") -> Any:
     return value
 
 
-def clean_type_codes(value: Any) -> Any:
-    """Line item type (upper-cased, one of the 19) -> account code; blank codes are dropped."""
+def _clean_keyed(
+    value: Any,
+    key: Callable[[Any], str],
+    code: Callable[[Any, str], str | None],
+    codes_for: Callable[[str], str],
+) -> Any:
+    """A form's ``{key: code}``: each key normalised (or refused) by ``key``, each code cleaned
+    by ``code`` (``None`` drops a blank one); two codes for one key are refused, named by
+    ``codes_for(key)``."""
     if not isinstance(value, dict):
         return value
-    out: dict[Any, Any] = {}
-    for key, code in value.items():
-        kind = key.strip().upper() if isinstance(key, str) else key
-        if kind not in LINE_ITEM_TYPES:
-            raise refuse(
-                f"unknown line item type: {key!r}; expected one of {', '.join(LINE_ITEM_TYPES)}"
-            )
-        code = clean_account_code(code, what=f"account code for {kind} lines")
-        if code is None:
+    out: dict[str, str] = {}
+    for raw, given in value.items():
+        name = key(raw)
+        cleaned = code(given, name)
+        if cleaned is None:
             continue
-        if kind in out and out[kind] != code:
-            raise refuse(f"two account codes for {kind} lines: {out[kind]!r} and {code!r}")
-        out[kind] = code
+        if name in out and out[name] != cleaned:
+            raise refuse(f"two {codes_for(name)}: {out[name]!r} and {cleaned!r}")
+        out[name] = cleaned
     return out
+
+
+def _line_item_type(key: Any) -> str:
+    kind = key.strip().upper() if isinstance(key, str) else key
+    if kind not in LINE_ITEM_TYPES:
+        raise refuse(
+            f"unknown line item type: {key!r}; expected one of {', '.join(LINE_ITEM_TYPES)}"
+        )
+    return kind
+
+
+def _country(key: Any) -> str:
+    country = key.strip().upper() if isinstance(key, str) else key
+    if country not in COUNTRY_CODES:
+        hint = ": the United Kingdom is GB" if country == "UK" else ", e.g. GB, US or DE"
+        raise refuse(f"not an ISO 3166-1 alpha-2 country code: {key!r}{hint}")
+    return country
+
+
+def clean_type_codes(value: Any) -> Any:
+    """Line item type (upper-cased, one of the 19) -> account code; blank codes are dropped."""
+    return _clean_keyed(
+        value,
+        _line_item_type,
+        lambda code, kind: clean_account_code(code, what=f"account code for {kind} lines"),
+        lambda kind: f"account codes for {kind} lines",
+    )
 
 
 def clean_country_tax_types(value: Any) -> Any:
     """ISO 3166-1 alpha-2 country (upper-cased) -> tax type; blank tax types are dropped."""
-    if not isinstance(value, dict):
-        return value
-    out: dict[Any, Any] = {}
-    for key, tax in value.items():
-        country = key.strip().upper() if isinstance(key, str) else key
-        if country not in COUNTRY_CODES:
-            hint = ": the United Kingdom is GB" if country == "UK" else ", e.g. GB, US or DE"
-            raise refuse(f"not an ISO 3166-1 alpha-2 country code: {key!r}{hint}")
-        tax = clean_tax_type(tax, what=f"tax type for {country}")
-        if tax is None:
-            continue
-        if country in out and out[country] != tax:
-            raise refuse(f"two tax types for {country}: {out[country]!r} and {tax!r}")
-        out[country] = tax
-    return out
+    return _clean_keyed(
+        value,
+        _country,
+        lambda tax, country: clean_tax_type(tax, what=f"tax type for {country}"),
+        lambda country: f"tax types for {country}",
+    )
 
 
 def _tracking_name(value: Any, what: str) -> Any:
