@@ -14,6 +14,7 @@ from store.factory import credential_store, database, integration_store
 from store.integrations import IntegrationView
 from store.watermarks import Watermarks
 from tasks.notifications import notify_disabled
+from tasks.sync.organisation import connected_organisation
 from tasks.sync.posting import Log
 from tasks.sync.reading import Reading, Rules, fingerprint
 from tasks.sync.report import Disabled, IntegrationReport, named
@@ -27,10 +28,9 @@ def organisation_of(settings: Settings, view: IntegrationView | str) -> str:
     try:
         if isinstance(view, str):
             view = integration_store(settings).get(view)
-        credential = credential_store(settings).get(view.credential_id or "")
     except BillSyncError:
         return ""
-    return credential.tenant_name or credential.tenant_id or ""
+    return connected_organisation(settings, view.credential_id)
 
 
 def reconnect(credential_name: str | None, integration: str) -> str:

@@ -80,7 +80,9 @@ def read_organisation(
     logger = get_run_logger()
     ensure_tenant_limits(settings, tenant_id)
     report = PostReport()
-    name = _organisation_name(settings, integration)
+    name = connected_organisation(
+        settings, integration if isinstance(integration, str) else integration.credential_id
+    )
     with (
         xero_client(settings, integration, tenant_id) as client,
         TenantSlots(settings, tenant_id, organisation=name) as slots,
@@ -136,13 +138,14 @@ def organisation_reference(
     return reference, calls
 
 
-def _organisation_name(settings: Settings, integration: IntegrationView | str) -> str:
-    """The organisation's name as the credential knows it (for messages); empty if unknown."""
-    credential_id = integration if isinstance(integration, str) else integration.credential_id
+def connected_organisation(settings: Settings, credential_id: str | None) -> str:
+    """The Xero organisation a credential is connected to, by name (its tenant id if unnamed);
+    empty if it has none."""
     try:
-        return credential_store(settings).get(credential_id or "").tenant_name or ""
+        credential = credential_store(settings).get(credential_id or "")
     except BillSyncError:
         return ""
+    return credential.tenant_name or credential.tenant_id or ""
 
 
 def check_with_organisation(config: IntegrationConfig, credential: CredentialView) -> None:
