@@ -96,16 +96,18 @@ def _biggest(item: tuple[str, int]) -> tuple[int, str]:
     return -item[1], item[0]
 
 
-RERUN = "then run rerun_failed_syncs"
-#: A disabled integration refuses a rerun: "What to do" never points to a flow that refuses.
-RERUN_DISABLED = "then enable_integration and run rerun_failed_syncs"
-
-
 def fix_for(
-    failure: BillFailure, integration: str, organisation: str, *, rerun: str = RERUN
+    failure: BillFailure, integration: str, organisation: str, *, disabled: bool = False
 ) -> str:
-    """What a person can do so that the bill reaches Xero (or why nobody needs to); ``rerun``
-    is how it is sent once fixed."""
+    """What a person can do so that the bill reaches Xero (or why nobody needs to). A
+    ``disabled`` integration refuses a rerun, so its fixes enable it first: "What to do" never
+    points to a flow that refuses."""
+    if disabled:
+        rerun = "then enable_integration and run rerun_failed_syncs"
+        nothing = "nothing but enable_integration: the next run then"
+    else:
+        rerun = "then run rerun_failed_syncs"
+        nothing = "nothing: the next run"
     outcome, reason = failure.outcome, failure.reason
     if outcome == Outcome.MISSING_ACCOUNT_MAPPING.value and "account code" in reason:
         return (
@@ -128,10 +130,6 @@ def fix_for(
             f"reconnect the credential of {integration} (provision_xero_credential, then "
             f"change_credential; enable_integration if it was disabled), {rerun}"
         )
-    if rerun != RERUN:  # disabled: even these wait for the integration to be enabled
-        nothing = "nothing but enable_integration: the next run then"
-    else:
-        nothing = "nothing: the next run"
     if outcome == Outcome.RATE_LIMIT_RETRY.value:
         return f"{nothing} retries it"
     if outcome == Outcome.INTERRUPTED.value:
@@ -188,8 +186,7 @@ def report_markdown(
     rows = list(listed)
 
     def fix(failure: BillFailure, integration: str, organisation: str) -> str:
-        rerun = RERUN_DISABLED if integration in disabled else RERUN
-        return fix_for(failure, integration, organisation, rerun=rerun)
+        return fix_for(failure, integration, organisation, disabled=integration in disabled)
 
     fixes: Counter[str] = Counter()
     for integration, organisation, failure in rows:
