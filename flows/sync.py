@@ -35,7 +35,7 @@ from tasks.prefect_engine import (
 )
 from tasks.sync import handoff, stopping
 from tasks.sync.assembly import run_integration
-from tasks.sync.ending import count_run, not_enabled, organisation_of
+from tasks.sync.ending import count_run, organisation_of
 from tasks.sync.feed import (
     BillFeed,
     ReadTracker,
@@ -47,7 +47,7 @@ from tasks.sync.report import IntegrationReport, Stop
 from tasks.sync.runtime import tune_process
 from tasks.sync.scope import can_share, nothing_new, shared_plan
 from tasks.sync.stopped import RunStopped, stopped_end
-from tasks.sync.summary import forget_earlier_attempts, not_rerun, subflow_end, summarise
+from tasks.sync.summary import forget_earlier_attempts, not_synced, subflow_end, summarise
 from tasks.threads import side_by_side
 
 
@@ -130,19 +130,6 @@ def _asked(names: list[str] | None) -> list[IntegrationView]:
             raise NotFound(f"no integration(s) named {', '.join(sorted(unknown))}")
         views = [v for v in views if v.name in wanted or v.id in wanted]
     return views
-
-
-def _unsynced(view: IntegrationView) -> IntegrationReport:
-    """The row of an integration a run cannot sync (disabled, not connected): it fails the run,
-    saying since when, why, and the flow that turns it back on."""
-    settings = get_settings()
-    return IntegrationReport(
-        view.name,
-        view.id,
-        organisation=organisation_of(settings, view),
-        stop=Stop.NOT_ENABLED,
-        disabled=not_enabled(settings, view),
-    )
 
 
 def _isolated(view: IntegrationView, **kwargs: Any) -> IntegrationReport:
@@ -267,7 +254,9 @@ def _sync_all(integrations: tuple[str, ...], since: dt.date | None, dry_run: boo
     settings = get_settings()
     asked = _asked(list(integrations) or None)
     targets = [v for v in asked if v.status is IntegrationStatus.CONNECTED]
-    unsynced = [_unsynced(v) for v in asked if v.status is not IntegrationStatus.CONNECTED]
+    unsynced = [
+        not_synced(settings, v) for v in asked if v.status is not IntegrationStatus.CONNECTED
+    ]
     if not asked:
         get_run_logger().info("no integrations yet: create_integration, then connect_credential")
     idle = nothing_new(settings, targets)
@@ -340,7 +329,7 @@ def _rerun(
     # Failed bills of a disabled or unconnected integration wait: the run says so, counts
     # every one of them and fails, rather than end "all bills synced" with nothing rerun.
     left = [
-        not_rerun(settings, v, [e for e in entries if e.integration_id == v.id])
+        not_synced(settings, v, [e for e in entries if e.integration_id == v.id])
         for v in views
         if v.status is not IntegrationStatus.CONNECTED
     ]

@@ -75,12 +75,12 @@ def run_summary(state: Any) -> dict[str, Any]:
     return report if isinstance(report, dict) else {}
 
 
-def not_rerun(
-    settings: Settings, view: IntegrationView, entries: Sequence[LedgerEntry]
+def not_synced(
+    settings: Settings, view: IntegrationView, waiting: Sequence[LedgerEntry] = ()
 ) -> IntegrationReport:
-    """An integration whose failed bills a rerun cannot send (disabled, or not connected):
-    each of them counted by cause, the integration named first with the flow that brings it
-    back."""
+    """An integration a run cannot sync (disabled, or not connected): named first with since
+    when, why and the flow that brings it back, and the failed bills that wait (a rerun's)
+    counted by cause. It fails the run."""
     report = IntegrationReport(
         view.name,
         view.id,
@@ -90,7 +90,7 @@ def not_rerun(
     )
     report.add_failures(
         BillFailure(e.bill_id, e.outcome.value, e.reason or "", account_id=e.account_id)
-        for e in entries
+        for e in waiting
     )
     return report
 
